@@ -1,0 +1,308 @@
+/*
+ * upres — high-resolution image processing: faithful image I/O, resampling,
+ * and (later) tiled AI upscaling and the proxy workflow.
+ *
+ * Conventions of this API
+ *  - Every fallible call returns an upres_status: UPRES_OK (0) or a negative
+ *    error code. upres_strerror() names it; upres_ctx_error() gives the detail
+ *    (which codec said what) of the last failure of a call made with a context.
+ *  - Objects come in _new/_free pairs; every _free accepts NULL.
+ *  - Descriptor structs are filled by their *_defaults() function first, then
+ *    the caller changes the fields it cares about.
+ *  - The library never aborts or exits on bad data, and checks every size
+ *    computation for overflow. Image sizes are bounded by an upres_limits.
+ *  - Threads: all parallel work runs on the pool owned by an upres_ctx.
+ *    A context may be used by one calling thread at a time; separate contexts
+ *    are independent. Images are plain data: concurrent reads are safe.
+ */
+#ifndef UPRES_H
+#define UPRES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPRES_VERSION_MAJOR 0
+#define UPRES_VERSION_MINOR 1
+#define UPRES_VERSION_PATCH 0
+#define UPRES_VERSION_STRING "0.1.0"
+
+/* Version of the library actually linked, e.g. "0.1.0". Static storage. */
+const char *upres_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+
+typedef enum upres_status {
+    UPRES_OK = 0,
+    UPRES_ERR_INVALID_ARG = -1,    /* a NULL pointer, a zero size, a bad enum */
+    UPRES_ERR_NOMEM = -2,          /* allocation failed */
+    UPRES_ERR_OVERFLOW = -3,       /* a size computation would overflow */
+    UPRES_ERR_LIMIT = -4,          /* exceeds an upres_limits bound */
+    UPRES_ERR_IO = -5,             /* a file could not be opened, read or written */
+    UPRES_ERR_UNKNOWN_FORMAT = -6, /* the bytes are not an image format we read */
+    UPRES_ERR_UNSUPPORTED = -7,    /* a valid file using a feature we lack */
+    UPRES_ERR_CORRUPT = -8,        /* truncated or corrupt image data */
+    UPRES_ERR_EXISTS = -9,         /* refusing to overwrite (e.g. the input) */
+    UPRES_ERR_THREAD = -10,        /* a worker thread could not be started */
+    UPRES_ERR_CANCELLED = -11      /* the progress callback asked to stop */
+} upres_status;
+
+/* Short English name of a status ("corrupt or truncated image data").
+ * Never NULL; unknown codes give "unknown error". Static storage. */
+const char *upres_strerror(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Limits                                                                    */
+
+/* Bounds on what the library will allocate or accept from a file.
+ * The defaults are safe for untrusted input on a desktop machine. */
+typedef struct upres_limits {
+    uint64_t max_pixels;         /* width*height of any image; default 268435456 (268 MP) */
+    uint32_t max_side;           /* width and height each; default 65535 */
+    size_t max_metadata_bytes;   /* ICC profile, EXIF block, each; default 16 MiB */
+    uint64_t max_file_bytes;     /* size of an input file read into memory; default 4 GiB */
+    uint64_t max_memory_bytes;   /* one pixel buffer; default 16 GiB */
+} upres_limits;
+
+upres_limits upres_limits_defaults(void);
+
+/* Checks a width x height image of `channels` samples of `bytes_per_sample`
+ * against `lim` (NULL = defaults). Returns UPRES_OK, UPRES_ERR_INVALID_ARG
+ * (zero size), UPRES_ERR_LIMIT or UPRES_ERR_OVERFLOW. */
+int upres_limits_check(const upres_limits *lim, uint64_t width, uint64_t height,
+                       uint32_t channels, uint32_t bytes_per_sample);
+
+/* ------------------------------------------------------------------------ */
+/* Images                                                                    */
+
+/* Sample type. Value ranges: U8 0..255, U16 0..65535, F32 nominally 0..1
+ * (values outside are kept by operations and clamped on 8/16-bit output). */
+typedef enum upres_depth {
+    UPRES_U8 = 1,
+    UPRES_U16 = 2,
+    UPRES_F32 = 3
+} upres_depth;
+
+/* Bytes per sample of a depth: 1, 2 or 4; 0 for an invalid value. */
+size_t upres_depth_bytes(upres_depth depth);
+/* "u8", "u16", "f32", or "?". */
+const char *upres_depth_name(upres_depth depth);
+
+/*
+ * An interleaved image: `height` rows, each `width` pixels of `channels`
+ * samples (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; alpha is straight, never
+ * premultiplied), `stride` bytes apart (stride >= width*channels*bytes).
+ * Samples are in host byte order.
+ *
+ * Ownership: an image made by upres_image_new() or returned by any upres_
+ * call owns `data` and `icc`; upres_image_free() releases both. Fields may be
+ * read freely; change them only through the functions below (or, for pixel
+ * values, by writing into `data`).
+ */
+typedef struct upres_image {
+    uint32_t width, height;  /* pixels, >= 1 */
+    uint32_t channels;       /* 1..4 */
+    upres_depth depth;
+    size_t stride;           /* bytes from one row to the next */
+    void *data;              /* height*stride bytes */
+    uint8_t *icc;            /* ICC profile bytes or NULL; owned */
+    size_t icc_size;
+    /* EXIF orientation (1..8) that still applies to these pixels; 1 = upright.
+     * Loading applies it by default, leaving 1. */
+    int orientation;
+} upres_image;
+
+/* Allocates a zero-filled image with a packed stride. `lim` may be NULL
+ * (defaults). On error *out is NULL. */
+int upres_image_new(upres_image **out, uint32_t width, uint32_t height,
+                    uint32_t channels, upres_depth depth, const upres_limits *lim);
+void upres_image_free(upres_image *img);
+
+/* Pointer to row y (no bounds check). */
+static inline void *upres_image_row(const upres_image *img, uint32_t y)
+{
+    return (uint8_t *)img->data + (size_t)y * img->stride;
+}
+
+/* Replaces the ICC profile with a copy of `size` bytes (NULL/0 removes it). */
+int upres_image_set_icc(upres_image *img, const void *icc, size_t size);
+
+/* Deep copy, metadata included. */
+int upres_image_clone(const upres_image *src, upres_image **out);
+
+/*
+ * Converts to another depth and/or channel layout into a new image.
+ * Depth: u8<->u16 scale by 257 (rounded), ints->f32 divide by the maximum,
+ * f32->ints clamp to [0,1] and round. Channels: gray->RGB replicates, RGB->gray
+ * uses Rec. 709 luma weights, adding alpha makes it opaque, dropping alpha
+ * composites over `background` (0..1, the same grey in every channel; 1 = white).
+ * The ICC profile is kept when the colour model (gray vs RGB) is unchanged and
+ * dropped otherwise.
+ */
+int upres_image_convert(const upres_image *src, upres_depth depth, uint32_t channels,
+                        float background, upres_image **out);
+
+/* Applies EXIF orientation `img->orientation` in place (the buffer may be
+ * replaced, width/height may swap) and sets it to 1. */
+int upres_image_apply_orientation(upres_image *img);
+
+/* ------------------------------------------------------------------------ */
+/* Context: thread pool, limits, error detail, progress                      */
+
+typedef struct upres_ctx upres_ctx;
+
+/* Progress callback: `done` of `total` work units of the current operation
+ * (`what` names it, e.g. "resize"). Called only on the thread that made the
+ * library call. Return nonzero to cancel (the call then fails with
+ * UPRES_ERR_CANCELLED). */
+typedef int (*upres_progress_fn)(void *user, const char *what, uint64_t done, uint64_t total);
+
+typedef struct upres_ctx_desc {
+    int threads;              /* worker threads incl. the caller; 0 = one per online CPU */
+    upres_limits limits;
+    upres_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} upres_ctx_desc;
+
+upres_ctx_desc upres_ctx_desc_defaults(void);
+
+/* Creates a context (NULL desc = defaults). On error *out is NULL. */
+int upres_ctx_new(const upres_ctx_desc *desc, upres_ctx **out);
+void upres_ctx_free(upres_ctx *ctx);
+/* Number of threads work is spread over (>= 1). */
+int upres_ctx_threads(const upres_ctx *ctx);
+const upres_limits *upres_ctx_limits(const upres_ctx *ctx);
+/* Detail of the most recent failure of a call made with ctx, e.g.
+ * "PNG: IDAT: CRC error"; "" when none. Valid until the next call. */
+const char *upres_ctx_error(const upres_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Image files                                                               */
+
+typedef enum upres_format {
+    UPRES_FORMAT_UNKNOWN = 0,
+    UPRES_FORMAT_PNG,
+    UPRES_FORMAT_JPEG,
+    UPRES_FORMAT_TIFF,
+    UPRES_FORMAT_WEBP
+} upres_format;
+
+/* Format from the first bytes of a file (needs up to 16 bytes). */
+upres_format upres_format_from_magic(const void *buf, size_t size);
+/* Format from a file name's extension (.png .jpg .jpeg .jpe .tif .tiff .webp,
+ * any case); UNKNOWN otherwise. Used only to choose an output format. */
+upres_format upres_format_from_path(const char *path);
+/* "PNG", "JPEG", "TIFF", "WebP", "unknown". */
+const char *upres_format_name(upres_format fmt);
+
+/* What a decoder saw in the file, besides the pixels. */
+typedef struct upres_file_info {
+    upres_format format;
+    uint32_t width, height;   /* as stored, before orientation */
+    int bits_per_sample;      /* in the file: 1..16, or 32 for float */
+    int is_float;
+    uint32_t channels;        /* of the decoded image */
+    int orientation;          /* EXIF/TIFF orientation found, 1..8 (1 if none) */
+    int frames;               /* frames in the file (animated WebP); 1 otherwise */
+    int cmyk;                 /* converted from CMYK */
+    int interlaced;           /* interlaced PNG / progressive JPEG */
+    int lossless;             /* WebP: lossless bitstream */
+    size_t icc_size;          /* bytes of ICC profile, 0 if none */
+} upres_file_info;
+
+typedef struct upres_decode_desc {
+    int apply_orientation;    /* default 1: rotate/flip per EXIF and set orientation=1 */
+} upres_decode_desc;
+
+upres_decode_desc upres_decode_desc_defaults(void);
+
+/* Decodes an image held in memory; the format comes from its magic bytes.
+ * `desc` and `info` may be NULL. Limits come from ctx. Grayscale stays 1-2
+ * channels; palette becomes RGB(A); 1-16 bit becomes u8 or u16; float TIFF
+ * becomes f32; CMYK becomes RGB. */
+int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decode_desc *desc,
+                 upres_image **out, upres_file_info *info);
+
+/* Reads the file at `path` (at most limits.max_file_bytes) and decodes it. */
+int upres_load(upres_ctx *ctx, const char *path, const upres_decode_desc *desc,
+               upres_image **out, upres_file_info *info);
+
+typedef struct upres_encode_desc {
+    upres_format format;      /* required (use upres_format_from_path) */
+    int quality;              /* JPEG and lossy WebP, 1..100; default 95 */
+    int chroma_444;           /* JPEG: 1 = no chroma subsampling (default), 0 = 4:2:0 */
+    int png_compression;      /* zlib level 0..9; default 6 */
+    int webp_lossless;        /* default 0 */
+    int bit_depth;            /* 0 = keep (16-bit PNG/TIFF for u16/f32 input, else 8),
+                                 8 or 16 (PNG/TIFF); 32 = float TIFF */
+    int write_icc;            /* default 1: store img->icc when the format can */
+    float background;         /* alpha flattening for JPEG, 0..1; default 1 (white) */
+} upres_encode_desc;
+
+upres_encode_desc upres_encode_desc_defaults(void);
+
+/* Encodes into a new malloc()ed buffer; the caller frees *out with free().
+ * The image is converted as the format needs (JPEG: 8-bit, no alpha; WebP:
+ * 8-bit RGB(A)). */
+int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc *desc,
+                 void **out, size_t *out_size);
+
+/* Encodes and writes `path` atomically: a temporary file in the same folder,
+ * then rename(). On failure no file is left behind and an existing `path` is
+ * untouched. */
+int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
+               const upres_encode_desc *desc);
+
+/* Writes `size` bytes to `path` atomically as upres_save does. */
+int upres_write_file_atomic(const char *path, const void *data, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Resampling                                                                */
+
+typedef enum upres_filter {
+    UPRES_FILTER_LANCZOS3 = 0, /* sinc windowed by sinc, support 3 (default) */
+    UPRES_FILTER_BICUBIC,      /* Keys cubic, a = -0.5, support 2 */
+    UPRES_FILTER_MITCHELL,     /* Mitchell-Netravali B = C = 1/3, support 2 */
+    UPRES_FILTER_BILINEAR,     /* triangle, support 1 */
+    UPRES_FILTER_BOX,          /* area average, support 0.5 */
+    UPRES_FILTER_NEAREST,      /* nearest neighbour */
+    UPRES_FILTER_COUNT_
+} upres_filter;
+
+/* "lanczos3", "bicubic", "mitchell", "bilinear", "box", "nearest". */
+const char *upres_filter_name(upres_filter f);
+/* Parses the names above (plus "lanczos", "cubic", "linear", "area");
+ * returns -1 when unknown. */
+int upres_filter_from_name(const char *name);
+
+typedef struct upres_resize_desc {
+    uint32_t width, height;   /* output size in pixels, required */
+    upres_filter filter;      /* default LANCZOS3 */
+    int linear;               /* default 0: filter sRGB-encoded values as they are;
+                                 1: convert to linear light, filter, convert back */
+    /* Source region mapped onto the output, in source pixels (may be
+     * fractional). All zero (the default) means the whole image. */
+    double src_x, src_y, src_w, src_h;
+} upres_resize_desc;
+
+upres_resize_desc upres_resize_desc_defaults(void);
+
+/*
+ * Resizes `src` into a new image of desc->width x desc->height with the same
+ * depth and channels (metadata copied). Separable; the filter is widened by
+ * the scale factor when shrinking (antialiasing); the kernel window is clipped
+ * at the image borders and renormalised. Images with alpha are filtered
+ * premultiplied. For u8 without alpha the arithmetic reproduces Pillow's
+ * fixed-point resampler.
+ */
+int upres_resize(upres_ctx *ctx, const upres_image *src, const upres_resize_desc *desc,
+                 upres_image **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPRES_H */

@@ -1,0 +1,390 @@
+/* Format detection, decode/encode dispatch, file reading, atomic writes. */
+#include "io_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+upres_format upres_format_from_magic(const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    if (!p) return UPRES_FORMAT_UNKNOWN;
+    if (n >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return UPRES_FORMAT_PNG;
+    if (n >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return UPRES_FORMAT_JPEG;
+    if (n >= 4 && (memcmp(p, "II*\0", 4) == 0 || memcmp(p, "MM\0*", 4) == 0 ||
+                   memcmp(p, "II+\0", 4) == 0 || memcmp(p, "MM\0+", 4) == 0))
+        return UPRES_FORMAT_TIFF;
+    if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
+        return UPRES_FORMAT_WEBP;
+    return UPRES_FORMAT_UNKNOWN;
+}
+
+upres_format upres_format_from_path(const char *path)
+{
+    if (!path) return UPRES_FORMAT_UNKNOWN;
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(slash ? slash : path, '.');
+    if (!dot) return UPRES_FORMAT_UNKNOWN;
+    char ext[8];
+    size_t i = 0;
+    for (dot++; *dot && i < sizeof ext - 1; dot++) ext[i++] = (char)tolower((unsigned char)*dot);
+    if (*dot) return UPRES_FORMAT_UNKNOWN;
+    ext[i] = 0;
+    if (!strcmp(ext, "png")) return UPRES_FORMAT_PNG;
+    if (!strcmp(ext, "jpg") || !strcmp(ext, "jpeg") || !strcmp(ext, "jpe") || !strcmp(ext, "jfif"))
+        return UPRES_FORMAT_JPEG;
+    if (!strcmp(ext, "tif") || !strcmp(ext, "tiff")) return UPRES_FORMAT_TIFF;
+    if (!strcmp(ext, "webp")) return UPRES_FORMAT_WEBP;
+    return UPRES_FORMAT_UNKNOWN;
+}
+
+const char *upres_format_name(upres_format f)
+{
+    switch (f) {
+    case UPRES_FORMAT_PNG: return "PNG";
+    case UPRES_FORMAT_JPEG: return "JPEG";
+    case UPRES_FORMAT_TIFF: return "TIFF";
+    case UPRES_FORMAT_WEBP: return "WebP";
+    default: return "unknown";
+    }
+}
+
+upres_decode_desc upres_decode_desc_defaults(void)
+{
+    upres_decode_desc d;
+    memset(&d, 0, sizeof d);
+    d.apply_orientation = 1;
+    return d;
+}
+
+upres_encode_desc upres_encode_desc_defaults(void)
+{
+    upres_encode_desc d;
+    memset(&d, 0, sizeof d);
+    d.format = UPRES_FORMAT_UNKNOWN;
+    d.quality = 95;
+    d.chroma_444 = 1;
+    d.png_compression = 6;
+    d.webp_lossless = 0;
+    d.bit_depth = 0;
+    d.write_icc = 1;
+    d.background = 1.0f;
+    return d;
+}
+
+int upres__membuf_append(upres_membuf *b, const void *data, size_t n)
+{
+    if (b->failed) return UPRES_ERR_NOMEM;
+    size_t need;
+    if (!upres__add_size(b->size, n, &need)) {
+        b->failed = 1;
+        return UPRES_ERR_OVERFLOW;
+    }
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < need) {
+            if (cap > SIZE_MAX / 2) {
+                cap = need;
+                break;
+            }
+            cap *= 2;
+        }
+        uint8_t *nd = realloc(b->data, cap);
+        if (!nd) {
+            b->failed = 1;
+            return UPRES_ERR_NOMEM;
+        }
+        b->data = nd;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->size, data, n);
+    b->size = need;
+    return UPRES_OK;
+}
+
+int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decode_desc *desc,
+                 upres_image **out, upres_file_info *info)
+{
+    upres__clear_error(ctx);
+    if (!out) return UPRES_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!buf && size) return UPRES_ERR_INVALID_ARG;
+    upres_decode_desc d = desc ? *desc : upres_decode_desc_defaults();
+    upres_file_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    info->frames = 1;
+    info->orientation = 1;
+    upres_format fmt = upres_format_from_magic(buf, size);
+    info->format = fmt;
+    upres_decode_fn fn;
+    switch (fmt) {
+    case UPRES_FORMAT_PNG: fn = upres__png_decode; break;
+    case UPRES_FORMAT_JPEG: fn = upres__jpeg_decode; break;
+    case UPRES_FORMAT_TIFF: fn = upres__tiff_decode; break;
+    case UPRES_FORMAT_WEBP: fn = upres__webp_decode; break;
+    default:
+        return upres__fail(ctx, UPRES_ERR_UNKNOWN_FORMAT,
+                           size == 0 ? "the file is empty"
+                                     : "not PNG, JPEG, TIFF or WebP (judged by its first bytes)");
+    }
+    upres_image *img = NULL;
+    int st = fn(ctx, buf, size, &img, info);
+    if (st != UPRES_OK) {
+        upres_image_free(img);
+        return st;
+    }
+    info->channels = img->channels;
+    info->icc_size = img->icc_size;
+    if (img->orientation < 1 || img->orientation > 8) img->orientation = 1;
+    info->orientation = img->orientation;
+    if (d.apply_orientation && img->orientation != 1) {
+        st = upres_image_apply_orientation(img);
+        if (st != UPRES_OK) {
+            upres_image_free(img);
+            return upres__fail(ctx, st, "applying EXIF orientation");
+        }
+    }
+    *out = img;
+    return UPRES_OK;
+}
+
+/* Reads a whole regular file, refusing more than `max` bytes. */
+static int read_file(upres_ctx *ctx, const char *path, uint64_t max, uint8_t **out, size_t *size)
+{
+    *out = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return upres__fail(ctx, UPRES_ERR_IO, "is a directory");
+    }
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+        close(fd);
+        return upres__fail(ctx, UPRES_ERR_LIMIT, "file of %lld bytes exceeds the %llu-byte limit",
+                           (long long)st.st_size, (unsigned long long)max);
+    }
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return upres__fail(ctx, UPRES_ERR_NOMEM, "reading %zu bytes", cap);
+    }
+    for (;;) {
+        if (n == cap) {
+            if ((uint64_t)cap > max) {
+                free(buf);
+                close(fd);
+                return upres__fail(ctx, UPRES_ERR_LIMIT, "file exceeds the %llu-byte limit",
+                                   (unsigned long long)max);
+            }
+            size_t ncap = cap * 2;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return upres__fail(ctx, UPRES_ERR_NOMEM, "reading the file");
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if ((uint64_t)n > max) {
+        free(buf);
+        return upres__fail(ctx, UPRES_ERR_LIMIT, "file exceeds the %llu-byte limit",
+                           (unsigned long long)max);
+    }
+    *out = buf;
+    *size = n;
+    return UPRES_OK;
+}
+
+int upres_load(upres_ctx *ctx, const char *path, const upres_decode_desc *desc,
+               upres_image **out, upres_file_info *info)
+{
+    upres__clear_error(ctx);
+    if (!out) return UPRES_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!path) return UPRES_ERR_INVALID_ARG;
+    uint8_t *buf;
+    size_t size;
+    int st = read_file(ctx, path, upres__limits(ctx)->max_file_bytes, &buf, &size);
+    if (st != UPRES_OK) return st;
+    st = upres_decode(ctx, buf, size, desc, out, info);
+    free(buf);
+    return st;
+}
+
+/* Picks the depth and channel count the format stores for this image. */
+static void target_layout(const upres_image *img, const upres_encode_desc *d, upres_depth *depth,
+                          uint32_t *channels)
+{
+    uint32_t c = img->channels;
+    int hi = img->depth != UPRES_U8;
+    switch (d->format) {
+    case UPRES_FORMAT_PNG:
+        *channels = c;
+        *depth = d->bit_depth == 16 ? UPRES_U16 : d->bit_depth == 8 ? UPRES_U8 : hi ? UPRES_U16 : UPRES_U8;
+        break;
+    case UPRES_FORMAT_JPEG:
+        *channels = c <= 2 ? 1 : 3;
+        *depth = UPRES_U8;
+        break;
+    case UPRES_FORMAT_TIFF:
+        *channels = c;
+        if (d->bit_depth == 32) *depth = UPRES_F32;
+        else if (d->bit_depth == 16) *depth = UPRES_U16;
+        else if (d->bit_depth == 8) *depth = UPRES_U8;
+        else *depth = img->depth;
+        break;
+    default: /* WebP */
+        *channels = (c == 2 || c == 4) ? 4 : 3;
+        *depth = UPRES_U8;
+        break;
+    }
+}
+
+int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc *desc,
+                 void **out, size_t *out_size)
+{
+    upres__clear_error(ctx);
+    if (!out || !out_size) return UPRES_ERR_INVALID_ARG;
+    *out = NULL;
+    *out_size = 0;
+    if (!img || !desc || !img->data || img->channels < 1 || img->channels > 4 ||
+        !upres_depth_bytes(img->depth) || img->width == 0 || img->height == 0)
+        return UPRES_ERR_INVALID_ARG;
+    if (desc->quality < 1 || desc->quality > 100 || desc->png_compression < 0 ||
+        desc->png_compression > 9)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "quality must be 1..100, compression 0..9");
+    if (desc->bit_depth != 0 && desc->bit_depth != 8 && desc->bit_depth != 16 &&
+        desc->bit_depth != 32)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "bit depth must be 8, 16 or 32");
+    if (desc->bit_depth == 32 && desc->format != UPRES_FORMAT_TIFF)
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "32-bit float output needs TIFF");
+    if (desc->bit_depth == 16 && desc->format != UPRES_FORMAT_PNG && desc->format != UPRES_FORMAT_TIFF)
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "16-bit output needs PNG or TIFF");
+    upres_encode_fn fn;
+    switch (desc->format) {
+    case UPRES_FORMAT_PNG: fn = upres__png_encode; break;
+    case UPRES_FORMAT_JPEG: fn = upres__jpeg_encode; break;
+    case UPRES_FORMAT_TIFF: fn = upres__tiff_encode; break;
+    case UPRES_FORMAT_WEBP: fn = upres__webp_encode; break;
+    default:
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
+                           "unknown output format (use .png, .jpg, .tif or .webp)");
+    }
+    upres_depth depth;
+    uint32_t channels;
+    target_layout(img, desc, &depth, &channels);
+    const upres_image *use = img;
+    upres_image *conv = NULL;
+    if (depth != img->depth || channels != img->channels) {
+        int st = upres_image_convert(img, depth, channels, desc->background, &conv);
+        if (st != UPRES_OK) return upres__fail(ctx, st, "converting for %s", upres_format_name(desc->format));
+        use = conv;
+    }
+    /* Only embed a profile whose colour model matches what is written. */
+    const uint8_t *icc = NULL;
+    size_t icc_size = 0;
+    if (desc->write_icc && use->icc && use->icc_size) {
+        int icc_ch = upres__icc_channels(use->icc, use->icc_size);
+        int color = use->channels >= 3;
+        if ((icc_ch == 1 && !color) || (icc_ch == 3 && color)) {
+            icc = use->icc;
+            icc_size = use->icc_size;
+        }
+    }
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int st = fn(ctx, use, desc, icc, icc_size, &buf, &n);
+    upres_image_free(conv);
+    if (st != UPRES_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    *out_size = n;
+    return UPRES_OK;
+}
+
+int upres_write_file_atomic(const char *path, const void *data, size_t size)
+{
+    if (!path || (!data && size)) return UPRES_ERR_INVALID_ARG;
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp) return UPRES_ERR_NOMEM;
+    /* Same folder as the target so rename() is atomic; a dot name so the
+     * half-written file is not mistaken for a result. */
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    memcpy(tmp, path, dirlen);
+    snprintf(tmp + dirlen, len + 32 - dirlen, ".%s.upres-XXXXXX", path + dirlen);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(tmp);
+        return UPRES_ERR_IO;
+    }
+    /* mkstemp makes 0600; give the file the usual permissions (umask). */
+    mode_t um = umask(0);
+    umask(um);
+    fchmod(fd, 0666 & ~um);
+    const uint8_t *p = data;
+    size_t left = size;
+    int ok = 1;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            ok = 0;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (close(fd) != 0) ok = 0;
+    if (ok && rename(tmp, path) != 0) ok = 0;
+    if (!ok) unlink(tmp);
+    free(tmp);
+    return ok ? UPRES_OK : UPRES_ERR_IO;
+}
+
+int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
+               const upres_encode_desc *desc)
+{
+    upres__clear_error(ctx);
+    if (!path || !img) return UPRES_ERR_INVALID_ARG;
+    upres_encode_desc d = desc ? *desc : upres_encode_desc_defaults();
+    if (d.format == UPRES_FORMAT_UNKNOWN) d.format = upres_format_from_path(path);
+    void *buf;
+    size_t n;
+    int st = upres_encode(ctx, img, &d, &buf, &n);
+    if (st != UPRES_OK) return st;
+    st = upres_write_file_atomic(path, buf, n);
+    free(buf);
+    if (st != UPRES_OK) return upres__fail(ctx, st, "%s", strerror(errno));
+    return UPRES_OK;
+}
