@@ -58,9 +58,9 @@ check: $(BUILD)/upres $(BUILD)/upres_tests
 
 # Sanitizers: a separate build tree so the normal build stays untouched.
 asan:
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check \
-	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" check
 
 demo: all $(BUILD)/make_sample
 	$(BUILD)/make_sample $(BUILD)/sample.png
