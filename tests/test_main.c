@@ -280,7 +280,8 @@ int main(int argc, char **argv)
             cur_failed = cur_skipped = 0;
             tests[i].fn();
             fflush(stderr);
-            _exit(cur_failed ? 1 : cur_skipped ? 2 : 0);
+            /* exit(), not _exit(): LeakSanitizer checks at exit in asan builds. */
+            exit(cur_failed ? 1 : cur_skipped ? 2 : 0);
         }
         int status = 0;
         if (pid < 0 || waitpid(pid, &status, 0) != pid) {

@@ -1,0 +1,187 @@
+/* Shared pieces of the `upres` command-line tool: the subcommand table,
+ * option parsing, error reporting, the progress bar.
+ *
+ * The tool uses only the public API (upres.h). Exit codes: CLI_OK on success,
+ * CLI_FAIL when the work failed (bad input file, write error, ...), CLI_USAGE
+ * for bad command lines. Every failure prints exactly one line on stderr. */
+#ifndef UPRES_CLI_H
+#define UPRES_CLI_H
+
+#include "upres.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Options accepted before or after the subcommand name. */
+typedef struct cli_global {
+    int verbose;            /* -v: timings and steps on stderr */
+    int quiet;              /* -q: no progress bar, no summary lines */
+    int threads;            /* -j: 0 = one per CPU */
+    uint64_t max_pixels;    /* --max-pixels; 0 = library default */
+} cli_global;
+
+/* One subcommand. `run` gets the arguments after the subcommand's name
+ * (argv[0] is the first of them, argc may be 0) and returns an exit code. */
+typedef struct cli_command {
+    const char *name;
+    const char *summary;   /* one line for `upres --help` */
+    int (*run)(cli_global *g, int argc, char **argv);
+    const char *help;      /* full text for `upres NAME --help` */
+} cli_command;
+
+/* The table (tools/upres.c), terminated by an entry with name == NULL. */
+extern const cli_command cli_commands[];
+const cli_command *cli_find_command(const char *name);
+/* Prints the help of subcommand `cmd` (NULL: the overview) on stdout. */
+void cli_print_help(const char *cmd);
+
+/* Subcommand handlers and their help texts (tools/cmd_*.c). */
+int cli_info_main(cli_global *g, int argc, char **argv);
+int cli_resize_main(cli_global *g, int argc, char **argv);
+int cli_convert_main(cli_global *g, int argc, char **argv);
+extern const char cli_info_help[];
+extern const char cli_resize_help[];
+extern const char cli_convert_help[];
+/* Help for the options every subcommand accepts (printed after each help). */
+extern const char cli_global_help[];
+/* Help for the output options shared by resize and convert (a string
+ * literal, appended to their help texts). */
+#define CLI_OUTPUT_HELP \
+    "Output options (the format comes from OUT's extension: .png .jpg .jpeg .tif\n" \
+    ".tiff .webp):\n" \
+    "      --quality Q      JPEG and lossy WebP quality, 1-100 (default 95)\n" \
+    "      --compression N  PNG zlib level, 0-9 (default 6)\n" \
+    "      --lossless       WebP: lossless encoding\n" \
+    "      --depth D        8 or 16 (PNG, TIFF) bits per sample, or 32 (float\n" \
+    "                       TIFF); default: the input's (PNG: 16 for float);\n" \
+    "                       JPEG and WebP are always 8\n" \
+    "      --no-icc         do not store the ICC colour profile\n" \
+    "      --force          allow OUT to be the same file as IN (replaced\n" \
+    "                       atomically)\n"
+
+
+/* ---- argument scanning ------------------------------------------------- */
+
+/* A cursor over a subcommand's arguments. `cmd` names the subcommand for
+ * messages (NULL before one is chosen). */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;
+    int only_operands;  /* set after "--" */
+} cli_args;
+
+/* Result of matching an option: not this option, matched (cursor advanced,
+ * *value set when the option takes one), or a usage error already printed. */
+enum { CLI_NOMATCH = 0, CLI_MATCH = 1, CLI_BAD = -1 };
+
+/* Matches argv[i] against `--long`, `--long=V`, `-s` or `-sV` (short may be
+ * 0). When `value` is non-NULL the option takes a value (inline or the next
+ * argument); a missing value is a usage error. */
+int cli_match(cli_args *a, const char *longname, char shortname, const char **value);
+
+/* Handles one global option at the cursor (-v, -q, -j N, --max-pixels N,
+ * --version, -h). Sets *exit_now to an exit code when the program should stop
+ * successfully (--version, --help: output already printed). */
+int cli_global_option(cli_args *a, cli_global *g, int *exit_now);
+
+/* Prints "upres: MESSAGE; run 'upres [CMD] --help' for usage" on stderr and
+ * returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+/* Strict number parsers: the whole string must be a number in range.
+ * Return 1 on success, 0 otherwise (nothing printed). */
+int cli_parse_long(const char *s, long min, long max, long *out);
+/* Unsigned integer with an optional decimal suffix k, M, G (x1000^n). */
+int cli_parse_count(const char *s, uint64_t *out);
+/* A positive finite decimal number (digits and at most one '.'). */
+int cli_parse_factor(const char *s, double *out);
+/* "WxH" with W, H in 1..max. */
+int cli_parse_size(const char *s, uint32_t max, uint32_t *w, uint32_t *h);
+
+/* ---- output options (resize, convert) ---------------------------------- */
+
+typedef struct cli_output {
+    int quality;        /* 1..100 */
+    int compression;    /* 0..9 */
+    int lossless;
+    int depth;          /* 0 = keep, 8, 16, 32 */
+    int no_icc;
+    int force;
+    int quality_set, compression_set;
+} cli_output;
+
+void cli_output_defaults(cli_output *o);
+/* Matches one output option at the cursor; see cli_match for the result. */
+int cli_output_option(cli_args *a, cli_output *o);
+/* Checks the options against the format chosen by OUT's extension and fills
+ * an encode descriptor. Returns CLI_OK or CLI_USAGE (message printed). */
+int cli_output_desc(const char *cmd, const cli_output *o, const char *out_path,
+                    upres_encode_desc *d);
+
+/* ---- files, context, messages ------------------------------------------ */
+
+/* Refuses (CLI_FAIL, message printed) when `out` is the same file as `in`
+ * (unless force), a directory, or in a folder that does not exist. */
+int cli_check_paths(const char *in, const char *out, int force);
+
+/* Creates the context from the global options (threads, limits, progress).
+ * Returns CLI_OK or CLI_FAIL (message printed). */
+int cli_make_ctx(const cli_global *g, upres_ctx **ctx);
+
+/* Loads `path` (orientation applied when apply_orientation), reporting a
+ * failure on stderr. Returns CLI_OK or CLI_FAIL. */
+int cli_load(const cli_global *g, upres_ctx *ctx, const char *path, int apply_orientation,
+             upres_image **img, upres_file_info *info);
+/* Saves atomically, reporting a failure on stderr. Returns CLI_OK or CLI_FAIL. */
+int cli_save(const cli_global *g, upres_ctx *ctx, const upres_image *img, const char *path,
+             const upres_encode_desc *d);
+
+/* "cannot VERB 'PATH': <strerror> (<detail>); <hint>" on stderr; returns
+ * CLI_FAIL. `path` may be NULL. */
+int cli_report(upres_ctx *ctx, int status, const char *verb, const char *path);
+/* "upres: MESSAGE" on stderr (one line); returns CLI_FAIL. */
+int cli_fail(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* "upres: MESSAGE" on stderr when verbose. */
+void cli_verbose(const cli_global *g, const char *fmt, ...) CLI_PRINTF(2, 3);
+/* A summary line on stdout unless quiet. */
+void cli_note(const cli_global *g, const char *fmt, ...) CLI_PRINTF(2, 3);
+
+/* Copies `s` into buf (cap > 0) with control characters replaced by '?', so
+ * a file name or a codec message cannot break the one-line rule. */
+const char *cli_clean(const char *s, char *buf, size_t cap);
+
+/* "8-bit RGB", "16-bit gray+alpha", ... of an image in memory. */
+const char *cli_layout_name(const upres_image *img, char *buf, size_t cap);
+/* "gray", "gray+alpha", "RGB", "RGBA" or "?". */
+const char *cli_channels_name(uint32_t channels);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+/* ---- progress bar (tools/progress.c) ----------------------------------- */
+
+/* Starts the bar's clock; the bar is drawn only when `enabled` and the work
+ * has lasted ~0.5 s (environment UPRES_FORCE_PROGRESS=1 forces it on with no
+ * delay, for tests). Also installs a SIGINT handler that cancels the work at
+ * the next progress report (a second Ctrl-C kills as usual). */
+void cli_progress_start(int enabled);
+/* upres_progress_fn; `user` is unused. */
+int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total);
+/* Shows a one-line status ("writing 'x.png'") in the bar's place for a step
+ * that reports no progress; drawn under the same conditions as the bar, or
+ * at once when `likely_long` (a big image). Erased like the bar. */
+void cli_progress_status(const char *text, int likely_long);
+/* Erases the bar if drawn (call before printing to stderr). */
+void cli_progress_clear(void);
+
+#endif
