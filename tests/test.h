@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "upres.h"
+
 typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn, const char *file);
 void test_fail_at(const char *file, int line, const char *fmt, ...)
@@ -86,5 +88,57 @@ int test_write_file(const char *path, const void *data, size_t size);
 int test_file_exists(const char *path);
 /* Number of entries in a directory (excluding . and ..), -1 on error. */
 int test_dir_count(const char *path);
+
+/* ---- Shared helpers of the test files (tests/test_util.c) ---- */
+
+/* Next value of a xorshift32 sequence; *s is the state and must be nonzero. */
+uint32_t tu_xorshift32(uint32_t *s);
+/* A new context with one worker thread and default limits; NULL on failure.
+ * The caller frees it with upres_ctx_free(). */
+upres_ctx *tu_ctx_1thread(void);
+/* A new w x h image of `ch` channels of depth d filled from tu_xorshift32
+ * seeded with `seed` (0 counts as 1), in row-major sample order: full range
+ * for u8/u16, [-2, 3) for f32. NULL on failure; the caller frees it. */
+upres_image *tu_random_image(uint32_t w, uint32_t h, uint32_t ch, upres_depth d, uint32_t seed);
+/* 1 when a and b have the same width, height, channels and depth and
+ * identical sample bytes (row padding and metadata ignored), else 0. */
+int tu_same_pixels(const upres_image *a, const upres_image *b);
+/* PSNR in dB of u8 image b against u8 image a (same layout), over every
+ * sample; 99.0 when identical. */
+double tu_psnr_u8(const upres_image *a, const upres_image *b);
+/* Decodes the n bytes at buf with a one-thread context whose max_pixels is
+ * `max_pixels`; the decode must fail with UPRES_ERR_LIMIT, leave no image
+ * and give a detail starting with `prefix`. Returns NULL when it does, else
+ * a message naming what went wrong (static storage). */
+const char *tu_decode_refused(const void *buf, size_t n, uint64_t max_pixels, const char *prefix);
+/* With a context made from *d: loading fixture `too_big` must fail with
+ * UPRES_ERR_LIMIT and leave no image, and loading fixture `fits` must
+ * succeed. Returns NULL when both hold, else a message (static storage). */
+const char *tu_limit_splits(const upres_ctx_desc *d, const char *too_big, const char *fits);
+/* Damages the n-byte file: every strict prefix must fail, with a detail
+ * starting with `prefix` once the cut is >= detail_from bytes; `flips`
+ * single-bit flips (positions from tu_xorshift32 seeded with `seed`) must
+ * each fail or give a well-formed image of min_channels..4 channels whose
+ * every byte is readable. No failed decode may leave an image. Returns NULL
+ * when all hold, else a message (static storage). */
+const char *tu_mangle(const void *file, size_t n, int flips, uint32_t seed, const char *prefix,
+                      size_t detail_from, uint32_t min_channels);
+/* Redirects file descriptor 2 to test_tmp("stderr.txt"), so a test can
+ * prove nothing was printed. Returns the saved descriptor to pass to
+ * tu_stderr_end(), or -1 on failure (stderr then unchanged). */
+int tu_stderr_begin(void);
+/* Restores stderr from `saved` (if >= 0) and returns how many bytes were
+ * written while redirected, or -1 when that cannot be told. */
+long tu_stderr_end(int saved);
+/* 1 when s is exactly one non-empty line ending in '\n'. */
+int tu_one_line(const char *s);
+/* Stores v at p as 4 big-endian bytes. */
+void tu_put_be32(uint8_t *p, uint32_t v);
+/* Zeroes buf[0..total) and writes an ICC v2.1 RGB display ('mntr') profile
+ * header of `total` bytes with an XYZ PCS, the D50 illuminant and a tag
+ * count of `tags` (at offset 128). buf must hold at least 132 bytes. */
+void tu_icc_header(uint8_t *buf, uint32_t total, uint32_t tags);
+/* Writes a 20-byte ICC 'XYZ ' tag holding D50 at p. */
+void tu_icc_xyz_d50(uint8_t *p);
 
 #endif

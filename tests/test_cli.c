@@ -43,13 +43,6 @@ static int cli_v(const char *const *args)
     return test_run(argv, CLI_TIMEOUT_S, cli_out, sizeof cli_out, cli_err, sizeof cli_err);
 }
 
-/* 1 when s is exactly one non-empty line ending in '\n'. */
-static int one_line(const char *s)
-{
-    const char *nl = strchr(s, '\n');
-    return nl && nl != s && nl[1] == 0;
-}
-
 /* A deterministic RGB(A)/gray test image with smooth and sharp structure. */
 static upres_image *pattern_image(uint32_t w, uint32_t h, uint32_t channels, upres_depth depth)
 {
@@ -70,22 +63,22 @@ static upres_image *pattern_image(uint32_t w, uint32_t h, uint32_t channels, upr
     return img;
 }
 
-/* Writes a w x h 8-bit image of `channels` to path (format from the name). */
-static int save_pattern(const char *path, uint32_t w, uint32_t h, uint32_t channels)
+/* Writes a w x h pattern_image() of `channels` and `depth` to path, encoded
+ * with *e (NULL: defaults, format from the name). Returns the status. */
+static int save_pattern_as(const char *path, uint32_t w, uint32_t h, uint32_t channels,
+                           upres_depth depth, const upres_encode_desc *e)
 {
-    upres_image *img = pattern_image(w, h, channels, UPRES_U8);
+    upres_image *img = pattern_image(w, h, channels, depth);
     if (!img) return UPRES_ERR_NOMEM;
-    int st = upres_save(NULL, img, path, NULL);
+    int st = upres_save(NULL, img, path, e);
     upres_image_free(img);
     return st;
 }
 
-static void put32(uint8_t *p, uint32_t v)
+/* Writes a w x h 8-bit image of `channels` to path (format from the name). */
+static int save_pattern(const char *path, uint32_t w, uint32_t h, uint32_t channels)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    return save_pattern_as(path, w, h, channels, UPRES_U8, NULL);
 }
 
 /* Builds a small well-formed ICC v2 RGB display profile with a 'desc' tag
@@ -98,32 +91,19 @@ static size_t make_icc(uint8_t *buf, size_t cap, const char *desc)
     size_t wtpt_off = (desc_off + desc_len + 3) & ~(size_t)3;
     size_t total = wtpt_off + 20;
     if (total > cap) return 0;
-    memset(buf, 0, total);
-    put32(buf, (uint32_t)total);
-    put32(buf + 8, 0x02100000);
-    memcpy(buf + 12, "mntr", 4);
-    memcpy(buf + 16, "RGB ", 4);
-    memcpy(buf + 20, "XYZ ", 4);
-    memcpy(buf + 36, "acsp", 4);
-    put32(buf + 68, 0x0000F6D6); /* D50 illuminant */
-    put32(buf + 72, 0x00010000);
-    put32(buf + 76, 0x0000D32D);
-    put32(buf + 128, 2);
+    tu_icc_header(buf, (uint32_t)total, 2);
     memcpy(buf + 132, "desc", 4);
-    put32(buf + 136, (uint32_t)desc_off);
-    put32(buf + 140, (uint32_t)desc_len);
+    tu_put_be32(buf + 136, (uint32_t)desc_off);
+    tu_put_be32(buf + 140, (uint32_t)desc_len);
     memcpy(buf + 144, "wtpt", 4);
-    put32(buf + 148, (uint32_t)wtpt_off);
-    put32(buf + 152, 20);
+    tu_put_be32(buf + 148, (uint32_t)wtpt_off);
+    tu_put_be32(buf + 152, 20);
     uint8_t *d = buf + desc_off;
     memcpy(d, "desc", 4);
-    put32(d + 8, (uint32_t)n);
+    tu_put_be32(d + 8, (uint32_t)n);
     memcpy(d + 12, desc, n);
     uint8_t *w = buf + wtpt_off;
-    memcpy(w, "XYZ ", 4);
-    put32(w + 8, 0x0000F6D6);
-    put32(w + 12, 0x00010000);
-    put32(w + 16, 0x0000D32D);
+    tu_icc_xyz_d50(w);
     return total;
 }
 
@@ -216,7 +196,7 @@ TEST(cli_usage_errors_exit_2_with_one_line)
         CHECKF(rc == 2, "case %zu (%s %s ...): exit %d, stderr: %s", i,
                cases[i][0] ? cases[i][0] : "", cases[i][0] && cases[i][1] ? cases[i][1] : "", rc,
                cli_err);
-        CHECKF(one_line(cli_err), "case %zu: stderr is not one line: '%s'", i, cli_err);
+        CHECKF(tu_one_line(cli_err), "case %zu: stderr is not one line: '%s'", i, cli_err);
         CHECKF(strstr(cli_err, "--help") != NULL, "case %zu: no --help hint: %s", i, cli_err);
         CHECKF(strncmp(cli_err, "upres: ", 7) == 0, "case %zu: %s", i, cli_err);
         CHECKF(!test_file_exists(out), "case %zu wrote an output", i);
@@ -348,11 +328,7 @@ TEST(cli_info_prints_every_field)
 
     /* 16-bit gray+alpha PNG without a profile. */
     const char *ga = test_tmp("ga16.png");
-    img = pattern_image(5, 3, 2, UPRES_U16);
-    CHECK(img);
-    st = upres_save(NULL, img, ga, NULL);
-    upres_image_free(img);
-    CHECK_OK(st);
+    CHECK_OK(save_pattern_as(ga, 5, 3, 2, UPRES_U16, NULL));
     CHECKF(cli("info", ga, NULL) == 0, "info: %s", cli_err);
     CHECKF(strstr(cli_out, "channels:     2 (gray+alpha)\n") != NULL, "%s", cli_out);
     CHECKF(strstr(cli_out, "depth:        16-bit\n") != NULL, "%s", cli_out);
@@ -360,14 +336,10 @@ TEST(cli_info_prints_every_field)
 
     /* Float TIFF. */
     const char *tif = test_tmp("float.tif");
-    img = pattern_image(6, 4, 4, UPRES_F32);
-    CHECK(img);
     upres_encode_desc d = upres_encode_desc_defaults();
     d.format = UPRES_FORMAT_TIFF;
     d.bit_depth = 32;
-    st = upres_save(NULL, img, tif, &d);
-    upres_image_free(img);
-    CHECK_OK(st);
+    CHECK_OK(save_pattern_as(tif, 6, 4, 4, UPRES_F32, &d));
     CHECKF(cli("info", tif, NULL) == 0, "info: %s", cli_err);
     CHECKF(strstr(cli_out, "format:       TIFF\n") != NULL, "%s", cli_out);
     CHECKF(strstr(cli_out, "channels:     4 (RGBA)\n") != NULL, "%s", cli_out);
@@ -391,7 +363,7 @@ TEST(cli_info_prints_every_field)
     CHECK(test_write_file(junk, "not an image", 12) == 0);
     CHECK_EQ(cli("info", png, junk, ga, NULL), 1);
     CHECK(strstr(cli_out, "24x16") && strstr(cli_out, "gray+alpha"));
-    CHECKF(one_line(cli_err) && strstr(cli_err, "junk.png"), "%s", cli_err);
+    CHECKF(tu_one_line(cli_err) && strstr(cli_err, "junk.png"), "%s", cli_err);
 }
 
 TEST(cli_convert_keeps_icc_through_jpeg)
@@ -463,7 +435,7 @@ TEST(cli_refuses_to_overwrite_input)
     for (int i = 0; i < 4; i++) {
         int rc = cli("convert", in, outs[i], "--compression", "0", NULL);
         CHECKF(rc == 1, "output %s: exit %d", outs[i], rc);
-        CHECKF(one_line(cli_err) && strstr(cli_err, "--force") && strstr(cli_err, "in.png"),
+        CHECKF(tu_one_line(cli_err) && strstr(cli_err, "--force") && strstr(cli_err, "in.png"),
                "stderr: %s", cli_err);
         rc = cli("resize", in, outs[i], "--scale", "2", NULL);
         CHECKF(rc == 1, "resize to %s: exit %d", outs[i], rc);
@@ -525,7 +497,7 @@ TEST(cli_failure_leaves_no_output)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = cli_v(cases[i].args);
         CHECKF(rc == 1, "case %zu: exit %d, stderr %s", i, rc, cli_err);
-        CHECKF(one_line(cli_err), "case %zu: stderr not one line: '%s'", i, cli_err);
+        CHECKF(tu_one_line(cli_err), "case %zu: stderr not one line: '%s'", i, cli_err);
         CHECKF(strstr(cli_err, cases[i].name) != NULL, "case %zu: %s", i, cli_err);
         CHECKF(strncmp(cli_err, "upres: cannot ", 14) == 0, "case %zu: %s", i, cli_err);
         CHECKF(test_dir_count(outdir) == 0, "case %zu left %d files in the output folder", i,
@@ -535,21 +507,21 @@ TEST(cli_failure_leaves_no_output)
     char nodir[4200];
     snprintf(nodir, sizeof nodir, "%s/nope/o.png", outdir);
     CHECK_EQ(cli("convert", good, nodir, NULL), 1);
-    CHECKF(one_line(cli_err) && strstr(cli_err, "nope"), "%s", cli_err);
+    CHECKF(tu_one_line(cli_err) && strstr(cli_err, "nope"), "%s", cli_err);
     /* An output that is a folder. */
     CHECK_EQ(cli("convert", good, outdir, NULL), 2); /* no extension: usage */
     char dirpng[4200];
     snprintf(dirpng, sizeof dirpng, "%s/d.png", outdir);
     CHECK(mkdir(dirpng, 0700) == 0);
     CHECK_EQ(cli("convert", good, dirpng, NULL), 1);
-    CHECK(one_line(cli_err));
+    CHECK(tu_one_line(cli_err));
     CHECK_EQ(test_dir_count(outdir), 1);
     /* A name with a newline still gives one line. */
     char nl[4200];
     snprintf(nl, sizeof nl, "%s/bad\nname.png", outdir);
     CHECK(test_write_file(nl, "xx", 2) == 0);
     CHECK_EQ(cli("convert", nl, o_png, NULL), 1);
-    CHECKF(one_line(cli_err), "'%s'", cli_err);
+    CHECKF(tu_one_line(cli_err), "'%s'", cli_err);
 }
 
 /* The CLI's resize of 8-bit PNGs reproduces Pillow within +-1. */
@@ -602,7 +574,7 @@ TEST(cli_verbose_quiet_and_threads)
     CHECK_OK(save_pattern(in, 64, 48, 3));
     /* Default: one summary line on stdout, nothing on stderr. */
     CHECK_EQ(cli("resize", in, o1, "--scale", "3", NULL), 0);
-    CHECKF(one_line(cli_out) && strstr(cli_out, "192x144"), "stdout: %s", cli_out);
+    CHECKF(tu_one_line(cli_out) && strstr(cli_out, "192x144"), "stdout: %s", cli_out);
     CHECK_EQ(strlen(cli_err), 0);
     /* -q: silent. */
     CHECK_EQ(cli("-q", "resize", in, o1, "--scale", "3", NULL), 0);

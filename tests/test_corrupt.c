@@ -32,37 +32,16 @@ static uint64_t prng(void)
     return z ^ (z >> 31);
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* A minimal well-formed RGB display profile (header, 'wtpt' tag), so the
  * PNG sample carries an ancillary iCCP chunk whose damage must be caught. */
 static size_t corrupt_icc(uint8_t *buf)
 {
     const size_t total = 128 + 4 + 12 + 20;
-    memset(buf, 0, total);
-    put_be32(buf, (uint32_t)total);
-    put_be32(buf + 8, 0x02100000);
-    memcpy(buf + 12, "mntr", 4);
-    memcpy(buf + 16, "RGB ", 4);
-    memcpy(buf + 20, "XYZ ", 4);
-    memcpy(buf + 36, "acsp", 4);
-    put_be32(buf + 68, 0x0000F6D6);
-    put_be32(buf + 72, 0x00010000);
-    put_be32(buf + 76, 0x0000D32D);
-    put_be32(buf + 128, 1);
+    tu_icc_header(buf, (uint32_t)total, 1);
     memcpy(buf + 132, "wtpt", 4);
-    put_be32(buf + 136, 144);
-    put_be32(buf + 140, 20);
-    memcpy(buf + 144, "XYZ ", 4);
-    put_be32(buf + 152, 0x0000F6D6);
-    put_be32(buf + 156, 0x00010000);
-    put_be32(buf + 160, 0x0000D32D);
+    tu_put_be32(buf + 136, 144);
+    tu_put_be32(buf + 140, 20);
+    tu_icc_xyz_d50(buf + 144);
     return total;
 }
 
@@ -170,13 +149,6 @@ static void add_flips(variant *v, int *n, const sample *s, int count)
         v[*n].arg = byte * 8 + (size_t)(prng() % 8);
         (*n)++;
     }
-}
-
-/* 1 when s is exactly one non-empty line ending in '\n'. */
-static int single_line(const char *s)
-{
-    const char *nl = strchr(s, '\n');
-    return nl && nl != s && nl[1] == 0;
 }
 
 /* Writes variant i as `path`. Returns 0 on success. */
@@ -303,7 +275,7 @@ TEST(corrupt_200_variants_fail_cleanly)
         if (rc == -1) bad = "timed out (or could not run)";
         else if (rc >= 128) bad = "killed by a signal";
         else if (rc != 1) bad = "exit status is not 1";
-        else if (!single_line(err)) bad = "stderr is not exactly one line";
+        else if (!tu_one_line(err)) bad = "stderr is not exactly one line";
         else if (!strstr(err, name)) bad = "the error line does not name the file";
         else if (files != 0) bad = "a file was left in the output folder";
         if (bad) {
@@ -369,7 +341,7 @@ TEST(corrupt_random_flips_exit_cleanly)
         else if (rc == 0 && !have_out) bad = "success without an output file";
         else if (rc == 0 && err[0]) bad = "success, yet something was printed on stderr";
         else if (rc == 1 && have_out) bad = "failure left an output file";
-        else if (rc == 1 && !single_line(err)) bad = "stderr is not exactly one line";
+        else if (rc == 1 && !tu_one_line(err)) bad = "stderr is not exactly one line";
         if (rc == 0) decoded++;
         unlink(out);
         if (!bad && test_dir_count(outdir) != 0) bad = "a temporary file was left behind";

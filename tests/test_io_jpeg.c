@@ -29,18 +29,6 @@ static int max_diff_ref(const upres_image *img, const unsigned char *ref)
     return worst;
 }
 
-static double psnr_u8(const upres_image *a, const upres_image *b)
-{
-    double se = 0;
-    size_t row = (size_t)a->width * a->channels, n = 0;
-    for (uint32_t y = 0; y < a->height; y++) {
-        const uint8_t *p = upres_image_row(a, y), *q = upres_image_row(b, y);
-        for (size_t i = 0; i < row; i++, n++) se += ((double)p[i] - q[i]) * ((double)p[i] - q[i]);
-    }
-    if (se == 0) return 99.0;
-    return 10.0 * log10(255.0 * 255.0 / (se / (double)n));
-}
-
 static int is_red(const uint8_t *p) { return p[0] > 220 && p[1] < 40 && p[2] < 40; }
 static int is_blue(const uint8_t *p) { return p[0] < 40 && p[1] < 40 && p[2] > 220; }
 
@@ -72,48 +60,60 @@ TEST(jpeg_exif_orientation_6_rotates)
     upres_image_free(img);
 }
 
+/* Loads fixture `jpg` into *img (and *info) and reads the packed u8
+ * reference decode `ref` (PIL's, same layout). Returns the largest absolute
+ * sample difference, or -1 when either cannot be read or the reference's
+ * size is not width * height * channels of the image (*img is then NULL). */
+static int diff_from_ref(const char *jpg, const char *ref, upres_image **img, upres_file_info *info)
+{
+    *img = NULL;
+    size_t n;
+    unsigned char *r = test_read_file(test_fixture(ref), &n);
+    if (!r) return -1;
+    int d = -1;
+    if (upres_load(NULL, test_fixture(jpg), NULL, img, info) == UPRES_OK) {
+        if (n == (size_t)(*img)->width * (*img)->height * (*img)->channels) {
+            d = max_diff_ref(*img, r);
+        } else {
+            upres_image_free(*img);
+            *img = NULL;
+        }
+    }
+    free(r);
+    return d;
+}
+
 TEST(jpeg_progressive_gray_match_reference)
 {
-    size_t n;
-    unsigned char *ref = test_read_file(test_fixture("io/progressive.rgb"), &n);
-    CHECK(ref != NULL);
     upres_image *img;
     upres_file_info info;
-    CHECK_OK(upres_load(NULL, test_fixture("io/progressive.jpg"), NULL, &img, &info));
+    int d = diff_from_ref("io/progressive.jpg", "io/progressive.rgb", &img, &info);
+    CHECKF(d >= 0, "progressive.jpg or its reference missing, or sizes differ");
     CHECK_EQ(info.interlaced, 1);
     CHECK_EQ(info.bits_per_sample, 8);
     CHECK_EQ(img->channels, 3);
-    CHECK_EQ(n, (size_t)img->width * img->height * 3);
     /* Same libjpeg-turbo, same DCT: at most a rounding step apart. */
-    CHECK(max_diff_ref(img, ref) <= 1);
+    CHECKF(d <= 1, "max difference %d", d);
     upres_image_free(img);
-    free(ref);
 
-    ref = test_read_file(test_fixture("io/gray.gray"), &n);
-    CHECK(ref != NULL);
-    CHECK_OK(upres_load(NULL, test_fixture("io/gray.jpg"), NULL, &img, &info));
+    d = diff_from_ref("io/gray.jpg", "io/gray.gray", &img, &info);
+    CHECKF(d >= 0, "gray.jpg or its reference missing, or sizes differ");
     CHECK_EQ(info.interlaced, 0);
     CHECK_EQ(img->channels, 1);
     CHECK_EQ(img->width, 24);
-    CHECK_EQ(n, (size_t)img->width * img->height);
-    CHECK(max_diff_ref(img, ref) <= 1);
+    CHECKF(d <= 1, "max difference %d", d);
     upres_image_free(img);
-    free(ref);
 }
 
 TEST(jpeg_cmyk_converts_to_rgb)
 {
-    size_t n;
-    unsigned char *ref = test_read_file(test_fixture("io/cmyk.rgb"), &n);
-    CHECK(ref != NULL);
     upres_image *img;
     upres_file_info info;
-    CHECK_OK(upres_load(NULL, test_fixture("io/cmyk.jpg"), NULL, &img, &info));
+    int d = diff_from_ref("io/cmyk.jpg", "io/cmyk.rgb", &img, &info);
+    CHECKF(d >= 0, "cmyk.jpg or its reference missing, or sizes differ");
     CHECK_EQ(info.cmyk, 1);
     CHECK_EQ(img->channels, 3);
     CHECK(img->icc == NULL);
-    CHECK_EQ(n, (size_t)img->width * img->height * 3);
-    int d = max_diff_ref(img, ref);
     CHECKF(d <= 2, "max difference from PIL's conversion: %d", d);
     /* Patch 0 is no ink (white), patch 4 full black, patch 1 full cyan. */
     const uint8_t *w = px8(img, 4, 4), *k = px8(img, 4, 12), *c = px8(img, 12, 4);
@@ -121,7 +121,6 @@ TEST(jpeg_cmyk_converts_to_rgb)
     CHECK(k[0] < 10 && k[1] < 10 && k[2] < 10);
     CHECK(c[0] < 10 && c[1] > 245 && c[2] > 245);
     upres_image_free(img);
-    free(ref);
 }
 
 /* A smooth test image: gradients and a slow sine. */
@@ -161,13 +160,13 @@ TEST(jpeg_quality_and_subsampling)
     CHECK(img != NULL);
     size_t s444, s420, s50;
     CHECK_OK(jpeg_roundtrip(img, 95, 1, &back, &s444));
-    double p444 = psnr_u8(img, back);
+    double p444 = tu_psnr_u8(img, back);
     upres_image_free(back);
     CHECK_OK(jpeg_roundtrip(img, 95, 0, &back, &s420));
-    double p420 = psnr_u8(img, back);
+    double p420 = tu_psnr_u8(img, back);
     upres_image_free(back);
     CHECK_OK(jpeg_roundtrip(img, 50, 1, &back, &s50));
-    double p50 = psnr_u8(img, back);
+    double p50 = tu_psnr_u8(img, back);
     upres_image_free(back);
     CHECKF(p444 > 40.0, "q95 4:4:4 PSNR %.2f", p444);
     CHECKF(p420 > 40.0, "q95 4:2:0 PSNR %.2f", p420);
@@ -180,7 +179,7 @@ TEST(jpeg_quality_and_subsampling)
     img = smooth_image(50, 30, 1);
     CHECK_OK(jpeg_roundtrip(img, 95, 1, &back, &s444));
     CHECK_EQ(back->channels, 1);
-    CHECKF(psnr_u8(img, back) > 40.0, "gray PSNR %.2f", psnr_u8(img, back));
+    CHECKF(tu_psnr_u8(img, back) > 40.0, "gray PSNR %.2f", tu_psnr_u8(img, back));
     upres_image_free(back);
     upres_image_free(img);
 }
@@ -254,15 +253,9 @@ TEST(jpeg_corrupt_data_fails_or_decodes_safely)
 TEST(jpeg_limits_checked_before_decoding)
 {
     upres_ctx_desc d = upres_ctx_desc_defaults();
-    d.limits.max_pixels = 1000; /* exif6.jpg has 1536 */
-    upres_ctx *ctx;
-    CHECK_OK(upres_ctx_new(&d, &ctx));
-    upres_image *img;
-    CHECK_EQ(upres_load(ctx, test_fixture("io/exif6.jpg"), NULL, &img, NULL), UPRES_ERR_LIMIT);
-    CHECK(img == NULL);
-    CHECK_OK(upres_load(ctx, test_fixture("io/progressive.jpg"), NULL, &img, NULL)); /* 768 */
-    upres_image_free(img);
-    upres_ctx_free(ctx);
+    d.limits.max_pixels = 1000; /* exif6.jpg has 1536, progressive.jpg 768 */
+    const char *fail = tu_limit_splits(&d, "io/exif6.jpg", "io/progressive.jpg");
+    CHECKF(!fail, "%s", fail);
 }
 
 TEST(jpeg_real_photo_roundtrip)
@@ -275,7 +268,7 @@ TEST(jpeg_real_photo_roundtrip)
     CHECK_EQ(img->channels, 3);
     size_t n;
     CHECK_OK(jpeg_roundtrip(img, 95, 1, &back, &n));
-    double p = psnr_u8(img, back);
+    double p = tu_psnr_u8(img, back);
     CHECKF(p > 35.0, "PSNR %.2f", p);
     CHECK(n < (size_t)img->width * img->height * 3 / 2);
     upres_image_free(img);

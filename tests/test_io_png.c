@@ -49,17 +49,6 @@ static void fill_pattern(upres_image *img, uint32_t salt)
             }
 }
 
-static int images_equal(const upres_image *a, const upres_image *b)
-{
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels ||
-        a->depth != b->depth)
-        return 0;
-    size_t row = (size_t)a->width * a->channels * upres_depth_bytes(a->depth);
-    for (uint32_t y = 0; y < a->height; y++)
-        if (memcmp(upres_image_row(a, y), upres_image_row(b, y), row) != 0) return 0;
-    return 1;
-}
-
 /* Encodes img as PNG and decodes it again; 0 on success. */
 static int png_roundtrip(const upres_image *img, upres_image **back, upres_file_info *info)
 {
@@ -82,7 +71,7 @@ TEST(png_roundtrip_16bit_exact_every_layout)
         CHECK_OK(upres_image_new(&img, 23, 17, ch, UPRES_U16, NULL));
         fill_pattern(img, ch);
         CHECK_OK(png_roundtrip(img, &back, &info));
-        CHECKF(images_equal(img, back), "16-bit %u-channel round trip differs", ch);
+        CHECKF(tu_same_pixels(img, back), "16-bit %u-channel round trip differs", ch);
         CHECK_EQ(info.bits_per_sample, 16);
         CHECK_EQ(info.channels, ch);
         CHECK_EQ(info.interlaced, 0);
@@ -99,7 +88,7 @@ TEST(png_roundtrip_8bit_exact_every_layout)
         CHECK_OK(upres_image_new(&img, 31, 9, ch, UPRES_U8, NULL));
         fill_pattern(img, 100 + ch);
         CHECK_OK(png_roundtrip(img, &back, &info));
-        CHECKF(images_equal(img, back), "8-bit %u-channel round trip differs", ch);
+        CHECKF(tu_same_pixels(img, back), "8-bit %u-channel round trip differs", ch);
         CHECK_EQ(info.bits_per_sample, 8);
         upres_image_free(img);
         upres_image_free(back);
@@ -118,7 +107,7 @@ TEST(png_roundtrip_through_files_and_levels)
         e.png_compression = levels[i];
         CHECK_OK(upres_save(NULL, img, test_tmp("rt.png"), &e));
         CHECK_OK(upres_load(NULL, test_tmp("rt.png"), NULL, &back, NULL));
-        CHECK(images_equal(img, back));
+        CHECK(tu_same_pixels(img, back));
         upres_image_free(back);
         unsigned char *f = test_read_file(test_tmp("rt.png"), &sizes[i]);
         CHECK(f != NULL);
@@ -385,7 +374,7 @@ TEST(png_interlaced_decodes_like_plain)
         CHECK_EQ(ia.interlaced, 0);
         CHECK_EQ(ib.interlaced, 1);
         CHECK_EQ(ib.bits_per_sample, k[i].bits);
-        CHECKF(images_equal(a, b), "bits %d type %d: interlaced differs", k[i].bits, k[i].ctype);
+        CHECKF(tu_same_pixels(a, b), "bits %d type %d: interlaced differs", k[i].bits, k[i].ctype);
         /* And both hold the values written. */
         for (uint32_t y = 0; y < 19; y++)
             for (uint32_t x = 0; x < 37; x++) {
@@ -478,29 +467,21 @@ TEST(png_error_detail_names_the_problem)
 TEST(png_limits_checked_before_decoding)
 {
     upres_ctx_desc d = upres_ctx_desc_defaults();
-    d.limits.max_pixels = 100; /* icc_rgb.png has 128 */
-    upres_ctx *ctx;
-    CHECK_OK(upres_ctx_new(&d, &ctx));
-    upres_image *img;
-    CHECK_EQ(upres_load(ctx, test_fixture("io/icc_rgb.png"), NULL, &img, NULL), UPRES_ERR_LIMIT);
-    CHECK(img == NULL);
-    CHECK_OK(upres_load(ctx, test_fixture("io/rgb16.png"), NULL, &img, NULL)); /* 60 */
-    upres_image_free(img);
-    upres_ctx_free(ctx);
+    d.limits.max_pixels = 100; /* icc_rgb.png has 128, rgb16.png 60 */
+    const char *fail = tu_limit_splits(&d, "io/icc_rgb.png", "io/rgb16.png");
+    CHECKF(!fail, "max_pixels: %s", fail);
 
     d = upres_ctx_desc_defaults();
-    d.limits.max_side = 12;
-    CHECK_OK(upres_ctx_new(&d, &ctx));
-    CHECK_EQ(upres_load(ctx, test_fixture("io/icc_rgb.png"), NULL, &img, NULL), UPRES_ERR_LIMIT); /* 16 wide */
-    CHECK(img == NULL);
-    CHECK_OK(upres_load(ctx, test_fixture("io/gray2.png"), NULL, &img, NULL)); /* 11 x 3 */
-    upres_image_free(img);
-    upres_ctx_free(ctx);
+    d.limits.max_side = 12; /* icc_rgb.png is 16 wide, gray2.png 11 x 3 */
+    fail = tu_limit_splits(&d, "io/icc_rgb.png", "io/gray2.png");
+    CHECKF(!fail, "max_side: %s", fail);
 
     /* A profile above the metadata limit is dropped, the pixels still load. */
     d = upres_ctx_desc_defaults();
     d.limits.max_metadata_bytes = 100;
+    upres_ctx *ctx;
     CHECK_OK(upres_ctx_new(&d, &ctx));
+    upres_image *img;
     CHECK_OK(upres_load(ctx, test_fixture("io/icc_rgb.png"), NULL, &img, NULL));
     CHECK(img->icc == NULL);
     upres_image_free(img);
@@ -521,7 +502,7 @@ TEST(png_invalid_icc_is_dropped_not_fatal)
     CHECK_OK(png_roundtrip(img, &back, NULL));
     CHECK(back->icc == NULL);
     back->icc_size = 0;
-    CHECK(images_equal(img, back));
+    CHECK(tu_same_pixels(img, back));
     upres_image_free(img);
     upres_image_free(back);
 }

@@ -5,62 +5,11 @@
 #include "test.h"
 #include "upres.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <tiffio.h>
-
-/* Deterministic pseudo-random numbers (xorshift32); *s must be nonzero. */
-static uint32_t rnd(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
-
-static upres_ctx *new_ctx(void)
-{
-    upres_ctx_desc d = upres_ctx_desc_defaults();
-    d.threads = 1;
-    upres_ctx *c = NULL;
-    if (upres_ctx_new(&d, &c) != UPRES_OK) return NULL;
-    return c;
-}
-
-/* A w x h image of random samples (full range for ints). */
-static upres_image *random_image(uint32_t w, uint32_t h, uint32_t ch, upres_depth d, uint32_t seed)
-{
-    upres_image *img = NULL;
-    if (upres_image_new(&img, w, h, ch, d, NULL) != UPRES_OK) return NULL;
-    uint32_t s = seed ? seed : 1;
-    for (uint32_t y = 0; y < h; y++) {
-        void *row = upres_image_row(img, y);
-        for (size_t i = 0; i < (size_t)w * ch; i++) {
-            if (d == UPRES_U8) ((uint8_t *)row)[i] = (uint8_t)rnd(&s);
-            else if (d == UPRES_U16) ((uint16_t *)row)[i] = (uint16_t)rnd(&s);
-            else ((float *)row)[i] = (float)(rnd(&s) % 100000) / 20000.0f - 2.0f;
-        }
-    }
-    return img;
-}
-
-/* 1 when both images have the same layout and identical sample bytes. */
-static int same_pixels(const upres_image *a, const upres_image *b)
-{
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels ||
-        a->depth != b->depth)
-        return 0;
-    size_t row = (size_t)a->width * a->channels * upres_depth_bytes(a->depth);
-    for (uint32_t y = 0; y < a->height; y++)
-        if (memcmp(upres_image_row(a, y), upres_image_row(b, y), row) != 0) return 0;
-    return 1;
-}
 
 static int encode_tiff(const upres_image *img, int bit_depth, void **out, size_t *size)
 {
@@ -187,7 +136,7 @@ static tw_spec spec(uint32_t w, uint32_t h, uint16_t spp, uint16_t bps, uint16_t
 static void roundtrip_depth(upres_depth depth, int bits)
 {
     for (uint32_t ch = 1; ch <= 4; ch++) {
-        upres_image *src = random_image(37, 19, ch, depth, 1234 + ch);
+        upres_image *src = tu_random_image(37, 19, ch, depth, 1234 + ch);
         CHECK(src);
         void *buf;
         size_t n;
@@ -195,7 +144,7 @@ static void roundtrip_depth(upres_depth depth, int bits)
         upres_image *dst;
         upres_file_info info;
         CHECK_OK(upres_decode(NULL, buf, n, NULL, &dst, &info));
-        CHECKF(same_pixels(src, dst), "%u channels differ after the round trip", ch);
+        CHECKF(tu_same_pixels(src, dst), "%u channels differ after the round trip", ch);
         CHECK_EQ(info.format, UPRES_FORMAT_TIFF);
         CHECK_EQ(info.bits_per_sample, bits);
         CHECK_EQ(info.is_float, depth == UPRES_F32);
@@ -236,7 +185,7 @@ TEST(tiff_roundtrip_f32_exact_out_of_range)
 TEST(tiff_encode_converts_depth_on_request)
 {
     /* u8 written as 16-bit must come back as v * 257. */
-    upres_image *src = random_image(9, 4, 3, UPRES_U8, 77);
+    upres_image *src = tu_random_image(9, 4, 3, UPRES_U8, 77);
     CHECK(src);
     void *buf;
     size_t n;
@@ -249,6 +198,20 @@ TEST(tiff_encode_converts_depth_on_request)
     free(buf);
     upres_image_free(src);
     upres_image_free(dst);
+}
+
+/* Writes sp with write_tiff() from px and decodes the file with *dd (NULL:
+ * defaults) into *img (and *info when not NULL). Returns the decode's
+ * status, or UPRES_ERR_IO when libtiff could not write the file. */
+static int decode_written(const tw_spec *sp, const void *px, const upres_decode_desc *dd,
+                          upres_image **img, upres_file_info *info)
+{
+    size_t n;
+    unsigned char *f = write_tiff(sp, px, &n);
+    if (!f) return UPRES_ERR_IO;
+    int st = upres_decode(NULL, f, n, dd, img, info);
+    free(f);
+    return st;
 }
 
 /* Decodes `file` and compares it with interleaved `expect` of the given
@@ -266,30 +229,37 @@ static int decode_matches(const unsigned char *file, size_t n, const void *expec
     return ok;
 }
 
+/* Writes sp with write_tiff() from px and decodes it: 1 when that gives
+ * exactly the interleaved `expect` (sp->w x sp->h, ch channels of depth d),
+ * 0 when writing fails or the decode differs. */
+static int written_decodes_as(const tw_spec *sp, const void *px, const void *expect, uint32_t ch,
+                              upres_depth d)
+{
+    size_t n;
+    unsigned char *f = write_tiff(sp, px, &n);
+    if (!f) return 0;
+    int ok = decode_matches(f, n, expect, sp->w, sp->h, ch, d);
+    free(f);
+    return ok;
+}
+
 TEST(tiff_separate_planar_strips)
 {
     /* RGBA u8, 2 rows per strip (last strip short), LZW; and RGB u16 raw. */
-    upres_image *a = random_image(7, 5, 4, UPRES_U8, 5);
+    upres_image *a = tu_random_image(7, 5, 4, UPRES_U8, 5);
     CHECK(a);
     tw_spec s = spec(7, 5, 4, 8, PHOTOMETRIC_RGB);
     s.planar = PLANARCONFIG_SEPARATE;
     s.rps = 2;
     s.compression = COMPRESSION_LZW;
     s.extra = EXTRASAMPLE_UNASSALPHA;
-    size_t n;
-    unsigned char *f = write_tiff(&s, a->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, a->data, 7, 5, 4, UPRES_U8));
-    free(f);
-    upres_image *b = random_image(11, 6, 3, UPRES_U16, 6);
+    CHECK(written_decodes_as(&s, a->data, a->data, 4, UPRES_U8));
+    upres_image *b = tu_random_image(11, 6, 3, UPRES_U16, 6);
     CHECK(b);
     s = spec(11, 6, 3, 16, PHOTOMETRIC_RGB);
     s.planar = PLANARCONFIG_SEPARATE;
     s.rps = 4;
-    f = write_tiff(&s, b->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, b->data, 11, 6, 3, UPRES_U16));
-    free(f);
+    CHECK(written_decodes_as(&s, b->data, b->data, 3, UPRES_U16));
     upres_image_free(a);
     upres_image_free(b);
 }
@@ -298,49 +268,35 @@ TEST(tiff_large_single_strip)
 {
     /* libtiff splits big uncompressed strips into virtual ones ("chopping");
      * the row bookkeeping must follow. 300 rows, one strip, 270 KB. */
-    upres_image *a = random_image(300, 300, 3, UPRES_U8, 11);
+    upres_image *a = tu_random_image(300, 300, 3, UPRES_U8, 11);
     CHECK(a);
     tw_spec s = spec(300, 300, 3, 8, PHOTOMETRIC_RGB);
-    size_t n;
-    unsigned char *f = write_tiff(&s, a->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, a->data, 300, 300, 3, UPRES_U8));
-    free(f);
+    CHECK(written_decodes_as(&s, a->data, a->data, 3, UPRES_U8));
     upres_image_free(a);
 }
 
 TEST(tiff_tiled_contig_and_separate)
 {
     /* 40x23 with 16x16 tiles: partial tiles on the right and bottom edges. */
-    upres_image *a = random_image(40, 23, 3, UPRES_U8, 8);
+    upres_image *a = tu_random_image(40, 23, 3, UPRES_U8, 8);
     CHECK(a);
     tw_spec s = spec(40, 23, 3, 8, PHOTOMETRIC_RGB);
     s.tw = s.th = 16;
     s.compression = COMPRESSION_ADOBE_DEFLATE;
-    size_t n;
-    unsigned char *f = write_tiff(&s, a->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, a->data, 40, 23, 3, UPRES_U8));
-    free(f);
-    upres_image *b = random_image(33, 17, 2, UPRES_U16, 9);
+    CHECK(written_decodes_as(&s, a->data, a->data, 3, UPRES_U8));
+    upres_image *b = tu_random_image(33, 17, 2, UPRES_U16, 9);
     CHECK(b);
     s = spec(33, 17, 2, 16, PHOTOMETRIC_MINISBLACK);
     s.tw = s.th = 16;
     s.planar = PLANARCONFIG_SEPARATE;
     s.extra = EXTRASAMPLE_UNASSALPHA;
-    f = write_tiff(&s, b->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, b->data, 33, 17, 2, UPRES_U16));
-    free(f);
-    upres_image *c = random_image(20, 20, 1, UPRES_F32, 10);
+    CHECK(written_decodes_as(&s, b->data, b->data, 2, UPRES_U16));
+    upres_image *c = tu_random_image(20, 20, 1, UPRES_F32, 10);
     CHECK(c);
     s = spec(20, 20, 1, 32, PHOTOMETRIC_MINISBLACK);
     s.fmt = SAMPLEFORMAT_IEEEFP;
     s.tw = s.th = 16;
-    f = write_tiff(&s, c->data, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, c->data, 20, 20, 1, UPRES_F32));
-    free(f);
+    CHECK(written_decodes_as(&s, c->data, c->data, 1, UPRES_F32));
     upres_image_free(a);
     upres_image_free(b);
     upres_image_free(c);
@@ -357,12 +313,9 @@ TEST(tiff_palette_via_fallback)
     for (int i = 0; i < 15; i++) idx[i] = (uint8_t)((i * 7) % 4);
     tw_spec s = spec(5, 3, 1, 8, PHOTOMETRIC_PALETTE);
     s.cmap = cmap;
-    size_t n;
-    unsigned char *f = write_tiff(&s, idx, &n);
-    CHECK(f);
     upres_image *img;
     upres_file_info info;
-    CHECK_OK(upres_decode(NULL, f, n, NULL, &img, &info));
+    CHECK_OK(decode_written(&s, idx, NULL, &img, &info));
     CHECK_EQ(img->channels, 3);
     CHECK_EQ(img->depth, UPRES_U8);
     CHECK_EQ(info.bits_per_sample, 8);
@@ -373,7 +326,6 @@ TEST(tiff_palette_via_fallback)
             CHECKF(p[0] == e[0] && p[1] == e[1] && p[2] == e[2], "(%u,%u): %d %d %d", x, y, p[0],
                    p[1], p[2]);
         }
-    free(f);
     upres_image_free(img);
 }
 
@@ -383,12 +335,9 @@ TEST(tiff_1bit_via_fallback)
     const uint8_t bits[4] = {0xA5, 0xC0, 0x0F, 0x40};
     for (int white = 0; white <= 1; white++) {
         tw_spec s = spec(10, 2, 1, 1, white ? PHOTOMETRIC_MINISWHITE : PHOTOMETRIC_MINISBLACK);
-        size_t n;
-        unsigned char *f = write_tiff(&s, bits, &n);
-        CHECK(f);
         upres_image *img;
         upres_file_info info;
-        CHECK_OK(upres_decode(NULL, f, n, NULL, &img, &info));
+        CHECK_OK(decode_written(&s, bits, NULL, &img, &info));
         CHECK_EQ(img->channels, 1);
         CHECK_EQ(img->depth, UPRES_U8);
         CHECK_EQ(info.bits_per_sample, 1);
@@ -398,7 +347,6 @@ TEST(tiff_1bit_via_fallback)
                 int v = (bit ^ white) ? 255 : 0;
                 CHECK_EQ(((uint8_t *)upres_image_row(img, y))[x], v);
             }
-        free(f);
         upres_image_free(img);
     }
 }
@@ -407,20 +355,13 @@ TEST(tiff_miniswhite_inverts)
 {
     const uint8_t g8[6] = {0, 10, 255, 128, 1, 254};
     tw_spec s = spec(3, 2, 1, 8, PHOTOMETRIC_MINISWHITE);
-    size_t n;
-    unsigned char *f = write_tiff(&s, g8, &n);
-    CHECK(f);
     const uint8_t e8[6] = {255, 245, 0, 127, 254, 1};
-    CHECK(decode_matches(f, n, e8, 3, 2, 1, UPRES_U8));
-    free(f);
+    CHECK(written_decodes_as(&s, g8, e8, 1, UPRES_U8));
     const uint16_t ga16[4] = {0, 1000, 65535, 40000}; /* gray, alpha, gray, alpha */
     s = spec(2, 1, 2, 16, PHOTOMETRIC_MINISWHITE);
     s.extra = EXTRASAMPLE_UNASSALPHA;
-    f = write_tiff(&s, ga16, &n);
-    CHECK(f);
     const uint16_t e16[4] = {65535, 1000, 0, 40000}; /* alpha untouched */
-    CHECK(decode_matches(f, n, e16, 2, 1, 2, UPRES_U16));
-    free(f);
+    CHECK(written_decodes_as(&s, ga16, e16, 2, UPRES_U16));
 }
 
 TEST(tiff_associated_alpha_unpremultiplies)
@@ -428,27 +369,17 @@ TEST(tiff_associated_alpha_unpremultiplies)
     const uint8_t p8[12] = {64, 32, 0, 128, 0, 0, 0, 0, 200, 100, 50, 255};
     tw_spec s = spec(3, 1, 4, 8, PHOTOMETRIC_RGB);
     s.extra = EXTRASAMPLE_ASSOCALPHA;
-    size_t n;
-    unsigned char *f = write_tiff(&s, p8, &n);
-    CHECK(f);
     const uint8_t e8[12] = {128, 64, 0, 128, 0, 0, 0, 0, 200, 100, 50, 255};
-    CHECK(decode_matches(f, n, e8, 3, 1, 4, UPRES_U8));
-    free(f);
+    CHECK(written_decodes_as(&s, p8, e8, 4, UPRES_U8));
     const uint16_t p16[4] = {16384, 32768, 1000, 0};
     s = spec(2, 1, 2, 16, PHOTOMETRIC_MINISBLACK);
     s.extra = EXTRASAMPLE_ASSOCALPHA;
-    f = write_tiff(&s, p16, &n);
-    CHECK(f);
     const uint16_t e16[4] = {32768, 32768, 1000, 0};
-    CHECK(decode_matches(f, n, e16, 2, 1, 2, UPRES_U16));
-    free(f);
+    CHECK(written_decodes_as(&s, p16, e16, 2, UPRES_U16));
     /* Unassociated alpha is kept as stored. */
     s = spec(3, 1, 4, 8, PHOTOMETRIC_RGB);
     s.extra = EXTRASAMPLE_UNASSALPHA;
-    f = write_tiff(&s, p8, &n);
-    CHECK(f);
-    CHECK(decode_matches(f, n, p8, 3, 1, 4, UPRES_U8));
-    free(f);
+    CHECK(written_decodes_as(&s, p8, p8, 4, UPRES_U8));
 }
 
 /* Expected displayed pixel values of the 3x2 image {1..6} (row-major) after
@@ -477,12 +408,9 @@ TEST(tiff_orientation_applied_once)
             tw_spec s = spec(3, 2, 1, 8, pal ? PHOTOMETRIC_PALETTE : PHOTOMETRIC_MINISBLACK);
             s.orientation = (uint16_t)o;
             if (pal) s.cmap = cmap;
-            size_t n;
-            unsigned char *f = write_tiff(&s, g, &n);
-            CHECK(f);
             upres_image *img;
             upres_file_info info;
-            CHECK_OK(upres_decode(NULL, f, n, NULL, &img, &info));
+            CHECK_OK(decode_written(&s, g, NULL, &img, &info));
             CHECK_EQ(info.orientation, o);
             CHECK_EQ(img->orientation, 1);
             CHECK_EQ(img->width, ew);
@@ -495,13 +423,12 @@ TEST(tiff_orientation_applied_once)
             /* Without applying it, the stored pixels and the tag come back. */
             upres_decode_desc dd = upres_decode_desc_defaults();
             dd.apply_orientation = 0;
-            CHECK_OK(upres_decode(NULL, f, n, &dd, &img, NULL));
+            CHECK_OK(decode_written(&s, g, &dd, &img, NULL));
             CHECK_EQ(img->orientation, o);
             CHECK_EQ(img->width, 3);
             for (uint32_t i = 0; i < 6; i++)
                 CHECK_EQ(((const uint8_t *)upres_image_row(img, i / 3))[(i % 3) * img->channels], g[i]);
             upres_image_free(img);
-            free(f);
         }
     }
 }
@@ -510,17 +437,13 @@ TEST(tiff_cmyk_via_fallback)
 {
     const uint8_t cmyk[8] = {0, 255, 255, 0, 0, 0, 0, 255};
     tw_spec s = spec(2, 1, 4, 8, PHOTOMETRIC_SEPARATED);
-    size_t n;
-    unsigned char *f = write_tiff(&s, cmyk, &n);
-    CHECK(f);
     upres_image *img;
     upres_file_info info;
-    CHECK_OK(upres_decode(NULL, f, n, NULL, &img, &info));
+    CHECK_OK(decode_written(&s, cmyk, NULL, &img, &info));
     CHECK_EQ(info.cmyk, 1);
     CHECK_EQ(img->channels, 3);
     const uint8_t e[6] = {255, 0, 0, 0, 0, 0};
     CHECK(memcmp(img->data, e, 6) == 0);
-    free(f);
     upres_image_free(img);
 }
 
@@ -536,17 +459,13 @@ TEST(tiff_jpeg_ycbcr_via_fallback)
     tw_spec s = spec(32, 32, 3, 8, PHOTOMETRIC_YCBCR);
     s.compression = COMPRESSION_JPEG;
     s.rps = 16;
-    size_t n;
-    unsigned char *f = write_tiff(&s, px, &n);
-    CHECK(f);
     upres_image *img;
-    CHECK_OK(upres_decode(NULL, f, n, NULL, &img, NULL));
+    CHECK_OK(decode_written(&s, px, NULL, &img, NULL));
     CHECK_EQ(img->channels, 3);
     CHECK_EQ(img->width, 32);
     for (size_t i = 0; i < sizeof px; i++)
         CHECKF(abs(((uint8_t *)img->data)[i] - px[i]) <= 4, "sample %zu: %d vs %d", i,
                ((uint8_t *)img->data)[i], px[i]);
-    free(f);
     upres_image_free(img);
 }
 
@@ -557,7 +476,7 @@ TEST(tiff_icc_roundtrip_identical)
     icc[0] = 0, icc[1] = 0, icc[2] = 1, icc[3] = 44; /* size 300, big endian */
     memcpy(icc + 16, "RGB ", 4);
     memcpy(icc + 36, "acsp", 4);
-    upres_image *src = random_image(8, 8, 3, UPRES_U16, 3);
+    upres_image *src = tu_random_image(8, 8, 3, UPRES_U16, 3);
     CHECK(src);
     CHECK_OK(upres_image_set_icc(src, icc, sizeof icc));
     void *buf;
@@ -589,35 +508,23 @@ TEST(tiff_multipage_counts_frames_and_reads_first)
     uint8_t g[4] = {9, 8, 7, 6};
     tw_spec s = spec(2, 2, 1, 8, PHOTOMETRIC_MINISBLACK);
     s.pages = 3;
-    size_t n;
-    unsigned char *f = write_tiff(&s, g, &n);
-    CHECK(f);
     upres_image *img;
     upres_file_info info;
-    CHECK_OK(upres_decode(NULL, f, n, NULL, &img, &info));
+    CHECK_OK(decode_written(&s, g, NULL, &img, &info));
     CHECK_EQ(info.frames, 3);
     CHECK(memcmp(img->data, g, 4) == 0);
-    free(f);
     upres_image_free(img);
 }
 
 TEST(tiff_limits_refuse_large_images)
 {
-    upres_image *src = random_image(40, 30, 3, UPRES_U8, 4);
+    upres_image *src = tu_random_image(40, 30, 3, UPRES_U8, 4);
     CHECK(src);
     void *buf;
     size_t n;
     CHECK_OK(encode_tiff(src, 0, &buf, &n));
-    upres_ctx_desc cd = upres_ctx_desc_defaults();
-    cd.threads = 1;
-    cd.limits.max_pixels = 1000;
-    upres_ctx *ctx;
-    CHECK_OK(upres_ctx_new(&cd, &ctx));
-    upres_image *dst = (upres_image *)1;
-    CHECK_EQ(upres_decode(ctx, buf, n, NULL, &dst, NULL), UPRES_ERR_LIMIT);
-    CHECK(dst == NULL);
-    CHECK(strncmp(upres_ctx_error(ctx), "TIFF: ", 6) == 0);
-    upres_ctx_free(ctx);
+    const char *fail = tu_decode_refused(buf, n, 1000, "TIFF: ");
+    CHECKF(!fail, "%s", fail);
     free(buf);
     upres_image_free(src);
 }
@@ -630,7 +537,7 @@ TEST(tiff_unsupported_sample_format_fails_cleanly)
     size_t n;
     unsigned char *f = write_tiff(&s, v, &n);
     CHECK(f);
-    upres_ctx *ctx = new_ctx();
+    upres_ctx *ctx = tu_ctx_1thread();
     CHECK(ctx);
     upres_image *img = NULL;
     CHECK_EQ(upres_decode(ctx, f, n, NULL, &img, NULL), UPRES_ERR_UNSUPPORTED);
@@ -640,80 +547,12 @@ TEST(tiff_unsupported_sample_format_fails_cleanly)
     free(f);
 }
 
-/* Redirects stderr to a file so a test can prove nothing was printed. */
-static int stderr_begin(void)
-{
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(test_tmp("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (saved < 0 || fd < 0) return -1;
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static long stderr_end(int saved)
-{
-    fflush(stderr);
-    if (saved >= 0) {
-        dup2(saved, 2);
-        close(saved);
-    }
-    struct stat st;
-    return stat(test_tmp("stderr.txt"), &st) == 0 ? (long)st.st_size : -1;
-}
-
-/* Every strict prefix must fail with a TIFF error; every single-bit flip
- * must either fail or give a well-formed image. Returns a failure message
- * or NULL. */
+/* Every strict prefix must fail with a TIFF error (once past the 8-byte
+ * header); every single-bit flip must either fail or give a well-formed
+ * image. Returns a failure message or NULL. */
 static const char *mangle(const unsigned char *file, size_t n, int flips, uint32_t seed)
 {
-    static char msg[256];
-    upres_ctx *ctx = new_ctx();
-    if (!ctx) return "no context";
-    unsigned char *copy = malloc(n);
-    const char *fail = NULL;
-    for (size_t cut = 0; cut < n && !fail; cut++) {
-        upres_image *img = NULL;
-        int st = upres_decode(ctx, file, cut, NULL, &img, NULL);
-        if (st == UPRES_OK) {
-            snprintf(msg, sizeof msg, "a %zu-byte prefix of %zu decoded", cut, n);
-            fail = msg;
-        } else if (img) {
-            fail = "failed decode left an image";
-        } else if (cut >= 8 && strncmp(upres_ctx_error(ctx), "TIFF: ", 6) != 0) {
-            snprintf(msg, sizeof msg, "cut %zu: detail '%s'", cut, upres_ctx_error(ctx));
-            fail = msg;
-        }
-        upres_image_free(img);
-    }
-    uint32_t s = seed;
-    for (int i = 0; i < flips && !fail; i++) {
-        memcpy(copy, file, n);
-        size_t bit = rnd(&s) % (n * 8);
-        copy[bit / 8] ^= (unsigned char)(1u << (bit % 8));
-        upres_image *img = NULL;
-        int st = upres_decode(ctx, copy, n, NULL, &img, NULL);
-        if (st == UPRES_OK) {
-            if (!img || !img->data || img->width == 0 || img->height == 0 || img->channels < 1 ||
-                img->channels > 4 || img->stride < img->width * img->channels * upres_depth_bytes(img->depth))
-                fail = "flipped file gave a malformed image";
-            else {
-                /* Touch every byte so the sanitizers see any short buffer. */
-                volatile unsigned sum = 0;
-                for (uint32_t y = 0; y < img->height; y++)
-                    for (size_t k = 0; k < img->width * img->channels * upres_depth_bytes(img->depth); k++)
-                        sum += ((uint8_t *)upres_image_row(img, y))[k];
-                (void)sum;
-            }
-        } else if (img) {
-            fail = "failed decode left an image";
-        }
-        upres_image_free(img);
-    }
-    free(copy);
-    upres_ctx_free(ctx);
-    return fail;
+    return tu_mangle(file, n, flips, seed, "TIFF: ", 8, 1);
 }
 
 /* A 16x16 8-bit gray uncompressed TIFF with its directory before the pixel
@@ -746,9 +585,9 @@ TEST(tiff_truncated_strip_fails)
     CHECK_EQ(img->width, 16);
     for (int i = 0; i < 256; i++) CHECK_EQ(((uint8_t *)img->data)[i], (uint8_t)(i * 3));
     upres_image_free(img);
-    upres_ctx *ctx = new_ctx();
+    upres_ctx *ctx = tu_ctx_1thread();
     CHECK(ctx);
-    int saved = stderr_begin();
+    int saved = tu_stderr_begin();
     int bad = -1;
     for (size_t cut = 122; cut < n && bad < 0; cut++) {
         img = NULL;
@@ -756,7 +595,7 @@ TEST(tiff_truncated_strip_fails)
         if (st != UPRES_ERR_CORRUPT || img) bad = (int)cut;
         upres_image_free(img);
     }
-    long printed = stderr_end(saved);
+    long printed = tu_stderr_end(saved);
     CHECKF(bad < 0, "cut at %d did not fail as corrupt", bad);
     CHECK_EQ(printed, 0);
     upres_ctx_free(ctx);
@@ -765,12 +604,12 @@ TEST(tiff_truncated_strip_fails)
 TEST(tiff_truncation_and_bitflips_never_crash)
 {
     /* Our own deflate encoding, and libtiff-written raw tiles and palette. */
-    upres_image *src = random_image(12, 9, 4, UPRES_U16, 21);
+    upres_image *src = tu_random_image(12, 9, 4, UPRES_U16, 21);
     CHECK(src);
     void *enc;
     size_t en;
     CHECK_OK(encode_tiff(src, 0, &enc, &en));
-    upres_image *t = random_image(20, 18, 3, UPRES_U8, 22);
+    upres_image *t = tu_random_image(20, 18, 3, UPRES_U8, 22);
     CHECK(t);
     tw_spec s = spec(20, 18, 3, 8, PHOTOMETRIC_RGB);
     s.tw = s.th = 16;
@@ -792,7 +631,7 @@ TEST(tiff_truncation_and_bitflips_never_crash)
     unsigned char *pil = test_read_file(test_fixture("tw/pil_rgba_lzw.tif"), &qn);
     CHECK(pil);
 
-    int saved = stderr_begin();
+    int saved = tu_stderr_begin();
     const char *f1 = mangle(enc, en, 1500, 99);
     const char *f2 = f1 ? NULL : mangle(tiled, tn, 1500, 98);
     const char *f3 = f1 || f2 ? NULL : mangle(pal, pn, 1500, 97);
@@ -800,7 +639,7 @@ TEST(tiff_truncation_and_bitflips_never_crash)
     unsigned char hand[378];
     size_t hn = handmade_tiff(hand);
     const char *f5 = f1 || f2 || f3 || f4 ? NULL : mangle(hand, hn, 1500, 95);
-    long printed = stderr_end(saved);
+    long printed = tu_stderr_end(saved);
     CHECKF(!f1, "deflate TIFF: %s", f1);
     CHECKF(!f2, "tiled TIFF: %s", f2);
     CHECKF(!f3, "palette TIFF: %s", f3);

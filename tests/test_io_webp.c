@@ -4,37 +4,21 @@
 #include "test.h"
 #include "upres.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <webp/encode.h>
 #include <webp/mux.h>
-
-static uint32_t rnd(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
 
 /* A w x h u8 image of random samples; with 4 channels every third pixel is
  * fully transparent (its RGB still random) and the rest random alpha. */
 static upres_image *random_u8(uint32_t w, uint32_t h, uint32_t ch, uint32_t seed)
 {
-    upres_image *img = NULL;
-    if (upres_image_new(&img, w, h, ch, UPRES_U8, NULL) != UPRES_OK) return NULL;
-    uint32_t s = seed;
-    uint8_t *p = img->data;
-    for (size_t i = 0; i < (size_t)w * h; i++) {
-        for (uint32_t c = 0; c < ch; c++) p[i * ch + c] = (uint8_t)rnd(&s);
-        if (ch == 4 && i % 3 == 0) p[i * 4 + 3] = 0;
-    }
+    upres_image *img = tu_random_image(w, h, ch, UPRES_U8, seed);
+    if (!img || ch != 4) return img;
+    for (size_t i = 0; i < (size_t)w * h; i += 3)
+        ((uint8_t *)img->data)[i * 4 + 3] = 0;
     return img;
 }
 
@@ -63,17 +47,6 @@ static int encode_webp(const upres_image *img, int lossless, int quality, void *
     return upres_encode(NULL, img, &d, out, size);
 }
 
-static int same_pixels(const upres_image *a, const upres_image *b)
-{
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels ||
-        a->depth != b->depth)
-        return 0;
-    size_t row = (size_t)a->width * a->channels * upres_depth_bytes(a->depth);
-    for (uint32_t y = 0; y < a->height; y++)
-        if (memcmp(upres_image_row(a, y), upres_image_row(b, y), row) != 0) return 0;
-    return 1;
-}
-
 TEST(webp_lossless_roundtrip_exact_rgb_rgba)
 {
     for (uint32_t ch = 3; ch <= 4; ch++) {
@@ -86,7 +59,7 @@ TEST(webp_lossless_roundtrip_exact_rgb_rgba)
         upres_file_info info;
         CHECK_OK(upres_decode(NULL, buf, n, NULL, &dst, &info));
         /* Includes the random RGB under alpha = 0 (config.exact). */
-        CHECKF(same_pixels(src, dst), "%u channels differ", ch);
+        CHECKF(tu_same_pixels(src, dst), "%u channels differ", ch);
         CHECK_EQ(info.format, UPRES_FORMAT_WEBP);
         CHECK_EQ(info.lossless, 1);
         CHECK_EQ(info.frames, 1);
@@ -118,18 +91,6 @@ TEST(webp_gray_input_becomes_rgb)
     upres_image_free(dst);
 }
 
-static double psnr_u8(const upres_image *a, const upres_image *b)
-{
-    double se = 0;
-    size_t n = (size_t)a->width * a->height * a->channels;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)((const uint8_t *)a->data)[i] - ((const uint8_t *)b->data)[i];
-        se += d * d;
-    }
-    if (se == 0) return 99.0;
-    return 10.0 * log10(255.0 * 255.0 / (se / (double)n));
-}
-
 TEST(webp_lossy_q95_psnr)
 {
     upres_image *src = smooth_u8(128, 96);
@@ -143,7 +104,7 @@ TEST(webp_lossy_q95_psnr)
     CHECK_EQ(info.lossless, 0);
     CHECK_EQ(dst->channels, 3);
     CHECK_EQ(dst->width, 128);
-    double p = psnr_u8(src, dst);
+    double p = tu_psnr_u8(src, dst);
     CHECKF(p > 35.0, "PSNR %.2f dB", p);
     /* Quality must matter: q10 is worse and smaller. */
     void *lo;
@@ -151,7 +112,7 @@ TEST(webp_lossy_q95_psnr)
     CHECK_OK(encode_webp(src, 0, 10, &lo, &ln));
     upres_image *ldst;
     CHECK_OK(upres_decode(NULL, lo, ln, NULL, &ldst, NULL));
-    CHECKF(ln < n && psnr_u8(src, ldst) < p, "q10: %zu bytes vs %zu", ln, n);
+    CHECKF(ln < n && tu_psnr_u8(src, ldst) < p, "q10: %zu bytes vs %zu", ln, n);
     free(lo);
     upres_image_free(ldst);
     free(buf);
@@ -179,7 +140,7 @@ TEST(webp_icc_roundtrip_identical)
         CHECK_EQ(info.icc_size, sizeof icc);
         CHECK_EQ(dst->icc_size, sizeof icc);
         CHECK(memcmp(dst->icc, icc, sizeof icc) == 0);
-        if (lossless) CHECK(same_pixels(src, dst));
+        if (lossless) CHECK(tu_same_pixels(src, dst));
         free(buf);
         upres_image_free(src);
         upres_image_free(dst);
@@ -317,16 +278,8 @@ TEST(webp_limits_refuse_large_images)
     void *buf;
     size_t n;
     CHECK_OK(encode_webp(src, 0, 50, &buf, &n));
-    upres_ctx_desc cd = upres_ctx_desc_defaults();
-    cd.threads = 1;
-    cd.limits.max_pixels = 1000;
-    upres_ctx *ctx;
-    CHECK_OK(upres_ctx_new(&cd, &ctx));
-    upres_image *dst = (upres_image *)1;
-    CHECK_EQ(upres_decode(ctx, buf, n, NULL, &dst, NULL), UPRES_ERR_LIMIT);
-    CHECK(dst == NULL);
-    CHECK(strncmp(upres_ctx_error(ctx), "WebP: ", 6) == 0);
-    upres_ctx_free(ctx);
+    const char *fail = tu_decode_refused(buf, n, 1000, "WebP: ");
+    CHECKF(!fail, "%s", fail);
     free(buf);
     upres_image_free(src);
 }
@@ -352,53 +305,7 @@ TEST(webp_encode_rejects_oversized)
  * complete); every bit flip must fail or give a well-formed image. */
 static const char *mangle(const void *file, size_t n, int flips, uint32_t seed)
 {
-    static char msg[256];
-    upres_ctx_desc cd = upres_ctx_desc_defaults();
-    cd.threads = 1;
-    upres_ctx *ctx;
-    if (upres_ctx_new(&cd, &ctx) != UPRES_OK) return "no context";
-    const char *fail = NULL;
-    for (size_t cut = 0; cut < n && !fail; cut++) {
-        upres_image *img = NULL;
-        int st = upres_decode(ctx, file, cut, NULL, &img, NULL);
-        if (st == UPRES_OK) {
-            snprintf(msg, sizeof msg, "a %zu-byte prefix of %zu decoded", cut, n);
-            fail = msg;
-        } else if (img) {
-            fail = "failed decode left an image";
-        } else if (cut >= 12 && strncmp(upres_ctx_error(ctx), "WebP: ", 6) != 0) {
-            snprintf(msg, sizeof msg, "cut %zu: detail '%s'", cut, upres_ctx_error(ctx));
-            fail = msg;
-        }
-        upres_image_free(img);
-    }
-    unsigned char *copy = malloc(n);
-    uint32_t s = seed;
-    for (int i = 0; i < flips && !fail; i++) {
-        memcpy(copy, file, n);
-        size_t bit = rnd(&s) % (n * 8);
-        copy[bit / 8] ^= (unsigned char)(1u << (bit % 8));
-        upres_image *img = NULL;
-        int st = upres_decode(ctx, copy, n, NULL, &img, NULL);
-        if (st == UPRES_OK) {
-            if (!img || !img->data || img->width == 0 || img->height == 0 || img->channels < 3 ||
-                img->channels > 4)
-                fail = "flipped file gave a malformed image";
-            else {
-                volatile unsigned sum = 0;
-                for (uint32_t y = 0; y < img->height; y++)
-                    for (size_t k = 0; k < (size_t)img->width * img->channels; k++)
-                        sum += ((uint8_t *)upres_image_row(img, y))[k];
-                (void)sum;
-            }
-        } else if (img) {
-            fail = "failed decode left an image";
-        }
-        upres_image_free(img);
-    }
-    free(copy);
-    upres_ctx_free(ctx);
-    return fail;
+    return tu_mangle(file, n, flips, seed, "WebP: ", 12, 3);
 }
 
 TEST(webp_truncation_and_bitflips_never_crash)
@@ -416,24 +323,16 @@ TEST(webp_truncation_and_bitflips_never_crash)
     WebPData anim;
     CHECK(make_animation(8, 6, 1, &f1, &anim));
 
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(test_tmp("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CHECK(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
+    int saved = tu_stderr_begin();
+    CHECK(saved >= 0);
     const char *a = mangle(lossy, ln, 1500, 5);
     const char *b = a ? NULL : mangle(lossless, lln, 1500, 6);
     const char *c = a || b ? NULL : mangle(anim.bytes, anim.size, 1500, 7);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    struct stat st;
-    CHECK(stat(test_tmp("stderr.txt"), &st) == 0);
+    long printed = tu_stderr_end(saved);
     CHECKF(!a, "lossy: %s", a);
     CHECKF(!b, "lossless: %s", b);
     CHECKF(!c, "animation: %s", c);
-    CHECK_EQ(st.st_size, 0);
+    CHECK_EQ(printed, 0);
     free(lossy);
     free(lossless);
     WebPDataClear(&anim);

@@ -89,17 +89,6 @@ static double max_diff(const upres_image *a, const upres_image *b)
     return m;
 }
 
-static int same_bytes(const upres_image *a, const upres_image *b)
-{
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels ||
-        a->depth != b->depth)
-        return 0;
-    size_t row = (size_t)a->width * a->channels * upres_depth_bytes(a->depth);
-    for (uint32_t y = 0; y < a->height; y++)
-        if (memcmp(upres_image_row(a, y), upres_image_row(b, y), row)) return 0;
-    return 1;
-}
-
 static int resize(upres_ctx *ctx, const upres_image *src, uint32_t w, uint32_t h,
                   upres_filter f, upres_image **out)
 {
@@ -370,7 +359,7 @@ TEST(resample_identity_is_copy)
         d.linear = f & 1;
         CHECK_OK(upres_resize(NULL, img, &d, &out));
         CHECK(out->data != img->data);
-        CHECK(same_bytes(img, out));
+        CHECK(tu_same_pixels(img, out));
         CHECK_EQ(out->icc_size, sizeof icc);
         CHECK(memcmp(out->icc, icc, sizeof icc) == 0);
         CHECK_EQ(out->orientation, 6);
@@ -437,11 +426,11 @@ TEST(resample_region_crop)
     for (uint32_t y = 0; y < 16; y++)
         CHECK(memcmp((uint8_t *)upres_image_row(a, y) + 4 * 3,
                      (uint8_t *)upres_image_row(b, y) + 4 * 3, 8 * 3) == 0);
-    CHECK(!same_bytes(a, b));
+    CHECK(!tu_same_pixels(a, b));
     /* ... and differs from squashing the whole image. */
     upres_image_free(b);
     CHECK_OK(resize(NULL, img, 16, 16, UPRES_FILTER_LANCZOS3, &b));
-    CHECK(!same_bytes(a, b));
+    CHECK(!tu_same_pixels(a, b));
     upres_image_free(a);
     upres_image_free(b);
     upres_image_free(crop);
@@ -603,7 +592,7 @@ TEST(resample_threads_identical)
                 upres_image *a = NULL, *b = NULL;
                 CHECK_OK(resize(c1, img, sizes[s][0], sizes[s][1], (upres_filter)f, &a));
                 CHECK_OK(resize(c4, img, sizes[s][0], sizes[s][1], (upres_filter)f, &b));
-                CHECKF(same_bytes(a, b), "%u ch %s %s -> %ux%u differs between 1 and 4 threads",
+                CHECKF(tu_same_pixels(a, b), "%u ch %s %s -> %ux%u differs between 1 and 4 threads",
                        kinds[k].c, upres_depth_name(kinds[k].d),
                        upres_filter_name((upres_filter)f), sizes[s][0], sizes[s][1]);
                 upres_image_free(a);
