@@ -257,8 +257,11 @@ int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc
 int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
                const upres_encode_desc *desc);
 
-/* Writes `size` bytes to `path` atomically as upres_save does. */
-int upres_write_file_atomic(const char *path, const void *data, size_t size);
+/* Writes `size` bytes to `path` atomically as upres_save does: a temporary
+ * ".upres-XXXXXXXX.tmp" in the same folder, fsync, rename. When `path` is a
+ * symbolic link, the link itself is replaced. ctx (may be NULL) receives the
+ * error detail. */
+int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size);
 
 /* ------------------------------------------------------------------------ */
 /* Resampling                                                                */

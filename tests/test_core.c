@@ -276,15 +276,15 @@ TEST(core_format_detection)
 TEST(core_atomic_write_leaves_no_partial_file)
 {
     const char *p = test_tmp("out.bin");
-    CHECK_OK(upres_write_file_atomic(p, "hello", 5));
+    CHECK_OK(upres_write_file_atomic(NULL, p, "hello", 5));
     size_t n;
     unsigned char *d = test_read_file(p, &n);
     CHECK(d && n == 5 && memcmp(d, "hello", 5) == 0);
     free(d);
-    CHECK_OK(upres_write_file_atomic(p, "bye", 3));
+    CHECK_OK(upres_write_file_atomic(NULL, p, "bye", 3));
     CHECK_EQ(test_dir_count(test_tmpdir()), 1);
     /* into a folder that does not exist: error, nothing created */
-    CHECK_EQ(upres_write_file_atomic(test_tmp("nodir/x.bin"), "x", 1), UPRES_ERR_IO);
+    CHECK_EQ(upres_write_file_atomic(NULL, test_tmp("nodir/x.bin"), "x", 1), UPRES_ERR_IO);
     CHECK_EQ(test_dir_count(test_tmpdir()), 1);
     /* a failing encode through upres_save leaves nothing either */
     upres_image *img;
@@ -295,4 +295,33 @@ TEST(core_atomic_write_leaves_no_partial_file)
     CHECK_EQ(upres_save(NULL, img, test_tmp("bad.bmp"), NULL), UPRES_ERR_UNSUPPORTED);
     CHECK_EQ(test_dir_count(test_tmpdir()), 1);
     upres_image_free(img);
+}
+
+/* Many tiny back-to-back jobs: a worker that woke late for one job must not
+ * run chunks of the next one a second time. */
+TEST(core_pool_back_to_back_jobs_run_each_chunk_once)
+{
+    upres_ctx_desc d = upres_ctx_desc_defaults();
+    d.threads = 4;
+    upres_ctx *ctx;
+    CHECK_OK(upres_ctx_new(&d, &ctx));
+    pool_state s = {0};
+    s.hits = calloc(8, sizeof(int));
+    const int jobs = 40000;
+    for (int j = 0; j < jobs; j++) CHECK_OK(upres__parallel_for(ctx, NULL, 8, 1, mark, &s));
+    for (int i = 0; i < 8; i++) CHECKF(s.hits[i] == jobs, "index %d ran %d times, want %d", i, s.hits[i], jobs);
+    free(s.hits);
+    upres_ctx_free(ctx);
+}
+
+TEST(core_atomic_write_long_name)
+{
+    /* A target name at the file-system limit (255) must still be writable:
+     * the temporary name may not be derived from it. */
+    char name[256];
+    memset(name, 'a', 251);
+    memcpy(name + 251, ".bin", 5);
+    CHECK_OK(upres_write_file_atomic(NULL, test_tmp(name), "x", 1));
+    CHECK(test_file_exists(test_tmp(name)));
+    CHECK_EQ(test_dir_count(test_tmpdir()), 1);
 }

@@ -28,6 +28,8 @@ typedef struct tw_spec {
     int extra;             /* EXTRASAMPLES type of the last sample, or -1 for none */
     const uint16_t *cmap;  /* palette: 3 * (1 << bps) entries, R then G then B */
     int pages;             /* directories to write (the same image); 0 = 1 */
+    const uint8_t *icc;    /* ICC profile to store, or NULL */
+    uint32_t icc_size;
 } tw_spec;
 
 /* Writes a TIFF with libtiff from `px`: rows of interleaved samples, packed
@@ -54,6 +56,7 @@ static unsigned char *write_tiff(const tw_spec *sp, const void *px, size_t *size
         TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, sp->fmt ? sp->fmt : SAMPLEFORMAT_UINT);
         TIFFSetField(tif, TIFFTAG_COMPRESSION, sp->compression ? sp->compression : COMPRESSION_NONE);
         if (sp->orientation) TIFFSetField(tif, TIFFTAG_ORIENTATION, sp->orientation);
+        if (sp->icc) TIFFSetField(tif, TIFFTAG_ICCPROFILE, sp->icc_size, sp->icc);
         if (sp->extra >= 0) {
             uint16_t t = (uint16_t)sp->extra;
             TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, 1, &t);
@@ -703,5 +706,33 @@ TEST(tiff_pillow_fixtures)
     for (int y = 0; y < 7; y++)
         for (int x = 0; x < 13; x++)
             CHECK(((const float *)upres_image_row(img, (uint32_t)y))[x] == (float)((x - 6) * 0.25 + y * 0.125));
+    upres_image_free(img);
+}
+
+/* Pixels converted from CMYK to RGB must not keep the CMYK profile; an RGB
+ * profile on an RGB TIFF is kept. */
+TEST(tiff_cmyk_profile_not_attached_to_rgb)
+{
+    uint8_t icc[200] = {0, 0, 0, 200};
+    memcpy(icc + 16, "CMYK", 4);
+    memcpy(icc + 36, "acsp", 4);
+    const uint8_t cmyk[8] = {0, 255, 255, 0, 0, 0, 0, 255};
+    tw_spec s = spec(2, 1, 4, 8, PHOTOMETRIC_SEPARATED);
+    s.icc = icc;
+    s.icc_size = sizeof icc;
+    upres_image *img;
+    upres_file_info info;
+    CHECK_OK(decode_written(&s, cmyk, NULL, &img, &info));
+    CHECK_EQ(img->channels, 3);
+    CHECK(img->icc == NULL);
+    CHECK_EQ(info.icc_size, 0);
+    upres_image_free(img);
+    memcpy(icc + 16, "RGB ", 4);
+    const uint8_t rgb[6] = {1, 2, 3, 4, 5, 6};
+    s = spec(2, 1, 3, 8, PHOTOMETRIC_RGB);
+    s.icc = icc;
+    s.icc_size = sizeof icc;
+    CHECK_OK(decode_written(&s, rgb, NULL, &img, &info));
+    CHECK(img->icc_size == sizeof icc && memcmp(img->icc, icc, sizeof icc) == 0);
     upres_image_free(img);
 }

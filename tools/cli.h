@@ -183,5 +183,8 @@ int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total)
 void cli_progress_status(const char *text, int likely_long);
 /* Erases the bar if drawn (call before printing to stderr). */
 void cli_progress_clear(void);
+/* 1 once Ctrl-C was pressed; commands check it between steps (decoders and
+ * encoders report no progress) so an interrupted run writes nothing. */
+int cli_interrupted(void);
 
 #endif

@@ -134,8 +134,8 @@ static const char *hint_for(int status, const char *verb)
                        : "choose another output format or other output options";
     case UPRES_ERR_LIMIT:
     case UPRES_ERR_OVERFLOW:
-        return reading ? "raise --max-pixels if you trust this file"
-                       : "ask for a smaller size, or raise --max-pixels";
+        return reading ? "raise --max-pixels if you trust this file (each side stays limited to 65535)"
+                       : "ask for a smaller size, or raise --max-pixels (each side stays limited to 65535)";
     case UPRES_ERR_NOMEM:
         return "not enough memory; try a smaller size or fewer threads (-j)";
     case UPRES_ERR_THREAD:
@@ -503,6 +503,11 @@ int cli_load(const cli_global *g, upres_ctx *ctx, const char *path, int apply_or
     snprintf(status, sizeof status, "reading '%s'", cli_clean(path, p, sizeof p));
     cli_progress_status(status, stat(path, &sb) == 0 && sb.st_size > (32 << 20));
     int st = upres_load(ctx, path, &dd, img, info);
+    if (st == UPRES_OK && cli_interrupted()) {
+        upres_image_free(*img);
+        *img = NULL;
+        st = UPRES_ERR_CANCELLED;
+    }
     if (st != UPRES_OK) return cli_report(ctx, st, "read", path);
     if (g->verbose) {
         char l[64];
@@ -523,7 +528,14 @@ int cli_save(const cli_global *g, upres_ctx *ctx, const upres_image *img, const 
     char p[512], status[600];
     snprintf(status, sizeof status, "writing '%s'", cli_clean(path, p, sizeof p));
     cli_progress_status(status, (uint64_t)img->width * img->height > 8000000u);
-    int st = upres_save(ctx, img, path, d);
+    /* Encode, then write: an interrupt during the (possibly long) encode is
+     * honoured before anything reaches the disk. */
+    void *buf = NULL;
+    size_t size = 0;
+    int st = upres_encode(ctx, img, d, &buf, &size);
+    if (st == UPRES_OK && cli_interrupted()) st = UPRES_ERR_CANCELLED;
+    if (st == UPRES_OK) st = upres_write_file_atomic(ctx, path, buf, size);
+    free(buf);
     if (st != UPRES_OK) return cli_report(ctx, st, "write", path);
     if (g->verbose) {
         struct stat sb;

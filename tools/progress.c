@@ -26,6 +26,8 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+int cli_interrupted(void) { return interrupted != 0; }
+
 void cli_progress_start(int enabled)
 {
     const char *force = getenv("UPRES_FORCE_PROGRESS");

@@ -55,7 +55,10 @@ static int help_main(cli_global *g, int argc, char **argv)
             int r = cli_global_option(&a, g, &stop);
             if (r == CLI_BAD) return CLI_USAGE;
             if (stop >= 0) return stop;
-            if (r == CLI_NOMATCH) return cli_usage_error("help", "unknown option '%s'", arg);
+            if (r == CLI_NOMATCH) {
+                char buf[64];
+                return cli_usage_error("help", "unknown option '%s'", cli_clean(arg, buf, sizeof buf));
+            }
             continue;
         }
         if (topic) return cli_usage_error("help", "too many operands");
@@ -98,9 +101,11 @@ int main(int argc, char **argv)
         int r = cli_global_option(&a, &g, &stop);
         if (r == CLI_BAD) return CLI_USAGE;
         if (stop >= 0) return stop;
-        if (r == CLI_NOMATCH)
+        if (r == CLI_NOMATCH) {
+            char buf[64];
             return cli_usage_error(NULL, "unknown option '%s' (subcommand options go after the "
-                                         "subcommand's name)", arg);
+                                         "subcommand's name)", cli_clean(arg, buf, sizeof buf));
+        }
     }
     if (a.i >= a.argc) return cli_usage_error(NULL, "missing subcommand (info, resize, convert)");
     const char *name = a.argv[a.i];

@@ -3,7 +3,10 @@
  * The pool runs one job at a time (a context is used by one calling thread at
  * a time). Work is split into chunks handed out through an atomic counter; the
  * calling thread takes chunks too and reports progress between its chunks, so
- * the progress callback only ever runs on the caller's thread. */
+ * the progress callback only ever runs on the caller's thread. Every worker
+ * takes part in every job (possibly finding no chunk left) and checks out of
+ * it before the caller returns: so no worker can still be looking at a job's
+ * fields when the next job overwrites them. */
 #include "core_internal.h"
 
 #include <pthread.h>
@@ -34,7 +37,7 @@ struct upres_ctx {
     atomic_uint_fast64_t next;      /* next chunk to hand out */
     atomic_uint_fast64_t finished;  /* chunks completed */
     atomic_int cancel;
-    int active_workers;             /* workers inside the current job */
+    int checked_out;                /* workers done with the current job */
 };
 
 upres_ctx_desc upres_ctx_desc_defaults(void)
@@ -69,11 +72,10 @@ static void *worker_main(void *arg)
         while (!c->quit && c->generation == seen) pthread_cond_wait(&c->wake, &c->mu);
         if (c->quit) break;
         seen = c->generation;
-        c->active_workers++;
         pthread_mutex_unlock(&c->mu);
         run_chunks(c);
         pthread_mutex_lock(&c->mu);
-        c->active_workers--;
+        c->checked_out++;
         pthread_cond_broadcast(&c->idle);
     }
     pthread_mutex_unlock(&c->mu);
@@ -188,6 +190,7 @@ int upres__parallel_for(upres_ctx *c, const char *what, uint64_t n, uint64_t chu
     atomic_store(&c->next, 0);
     atomic_store(&c->finished, 0);
     atomic_store(&c->cancel, 0);
+    c->checked_out = 0;
     c->generation++;
     pthread_cond_broadcast(&c->wake);
     pthread_mutex_unlock(&c->mu);
@@ -208,12 +211,10 @@ int upres__parallel_for(upres_ctx *c, const char *what, uint64_t n, uint64_t chu
             }
         }
     }
-    /* Wait until every worker has left the job: after that the job fields
-     * (and the caller's `user` data) may be reused. */
+    /* Wait until every worker has checked out of this job: only then may the
+     * job fields (and the caller's `user` data) be reused. */
     pthread_mutex_lock(&c->mu);
-    while (c->active_workers > 0 ||
-           (!atomic_load(&c->cancel) && atomic_load(&c->finished) < nchunks))
-        pthread_cond_wait(&c->idle, &c->mu);
+    while (c->checked_out < c->nthreads - 1) pthread_cond_wait(&c->idle, &c->mu);
     pthread_mutex_unlock(&c->mu);
     if (report && !cancelled) c->progress(c->progress_user, what, n, n);
     return cancelled ? UPRES_ERR_CANCELLED : UPRES_OK;

@@ -47,16 +47,17 @@ int upres__parallel_for(upres_ctx *ctx, const char *what, uint64_t n, uint64_t c
 float upres__srgb_to_linear(float v);
 float upres__linear_to_srgb(float v);
 
-/* Clamps and rounds a float to an integer range. */
+/* Clamps and rounds a float in [0,1] to an integer range; NaN gives 0
+ * (converting NaN to an integer directly is undefined). */
 static inline uint8_t upres__f2u8(float v)
 {
     v = v * 255.0f + 0.5f;
-    return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+    return !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
 }
 static inline uint16_t upres__f2u16(float v)
 {
     v = v * 65535.0f + 0.5f;
-    return v <= 0.0f ? 0 : v >= 65535.0f ? 65535 : (uint16_t)v;
+    return !(v > 0.0f) ? 0 : v >= 65535.0f ? 65535 : (uint16_t)v;
 }
 
 /* Colour space signature of an ICC profile header: 1 for 'GRAY', 3 for 'RGB ',

@@ -4,10 +4,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 upres_format upres_format_from_magic(const void *buf, size_t n)
@@ -139,6 +141,11 @@ int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decod
         upres_image_free(img);
         return st;
     }
+    /* A profile for another colour model (a CMYK profile on pixels converted
+     * to RGB, an RGB one on gray) would be wrong to carry on: drop it. */
+    int icc_ch = upres__icc_channels(img->icc, img->icc_size);
+    if (img->icc && icc_ch != 0 && icc_ch != (img->channels >= 3 ? 3 : 1))
+        upres__image_take_icc(img, NULL, 0);
     info->channels = img->channels;
     info->icc_size = img->icc_size;
     if (img->orientation < 1 || img->orientation > 8) img->orientation = 1;
@@ -331,45 +338,57 @@ int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc
     return UPRES_OK;
 }
 
-int upres_write_file_atomic(const char *path, const void *data, size_t size)
+int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size)
 {
-    if (!path || (!data && size)) return UPRES_ERR_INVALID_ARG;
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 32);
-    if (!tmp) return UPRES_ERR_NOMEM;
-    /* Same folder as the target so rename() is atomic; a dot name so the
-     * half-written file is not mistaken for a result. */
+    if (!path || !*path || (!data && size)) return UPRES_ERR_INVALID_ARG;
+    /* The temporary file sits in the target's folder so rename() is atomic.
+     * Its name is short and fixed-length (the target's own name may already
+     * be as long as the file system allows) and starts with a dot so a
+     * half-written file is not mistaken for a result. open() with mode 0666
+     * lets the kernel apply the umask: reading the umask would mean changing
+     * it, which is process-wide and racy. */
     const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0, cap;
+    if (!upres__add_size(dirlen, 32, &cap)) return UPRES_ERR_OVERFLOW;
+    char *tmp = malloc(cap);
+    if (!tmp) return UPRES_ERR_NOMEM;
     memcpy(tmp, path, dirlen);
-    snprintf(tmp + dirlen, len + 32 - dirlen, ".%s.upres-XXXXXX", path + dirlen);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        free(tmp);
-        return UPRES_ERR_IO;
+    static atomic_uint counter;
+    int fd = -1, err = 0;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned r = (unsigned)ts.tv_nsec ^ (unsigned)getpid() * 2654435761u ^
+                     atomic_fetch_add(&counter, 1) * 40503u;
+        snprintf(tmp + dirlen, cap - dirlen, ".upres-%08x.tmp", r);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
     }
-    /* mkstemp makes 0600; give the file the usual permissions (umask). */
-    mode_t um = umask(0);
-    umask(um);
-    fchmod(fd, 0666 & ~um);
+    if (fd < 0) {
+        err = errno;
+        free(tmp);
+        return upres__fail(ctx, UPRES_ERR_IO, "creating a file beside '%s': %s", path, strerror(err));
+    }
     const uint8_t *p = data;
     size_t left = size;
-    int ok = 1;
-    while (left > 0) {
+    while (left > 0 && !err) {
         ssize_t w = write(fd, p, left);
         if (w < 0) {
-            if (errno == EINTR) continue;
-            ok = 0;
-            break;
+            if (errno != EINTR) err = errno;
+            continue;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (close(fd) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) unlink(tmp);
+    /* fsync before rename: otherwise a crash can leave an empty target on
+     * file systems that delay allocation. */
+    if (!err && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) unlink(tmp);
     free(tmp);
-    return ok ? UPRES_OK : UPRES_ERR_IO;
+    if (err) return upres__fail(ctx, UPRES_ERR_IO, "writing '%s': %s", path, strerror(err));
+    return UPRES_OK;
 }
 
 int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
@@ -383,8 +402,7 @@ int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
     size_t n;
     int st = upres_encode(ctx, img, &d, &buf, &n);
     if (st != UPRES_OK) return st;
-    st = upres_write_file_atomic(path, buf, n);
+    st = upres_write_file_atomic(ctx, path, buf, n);
     free(buf);
-    if (st != UPRES_OK) return upres__fail(ctx, st, "%s", strerror(errno));
-    return UPRES_OK;
+    return st;
 }
