@@ -81,7 +81,7 @@ fuzz:
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libupres.a
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_decode.c \
 	  build-fuzz/libupres.a $(PKG_LIBS) -pthread -lm -o build-fuzz/fuzz_decode
-	@echo "run: build-fuzz/fuzz_decode -max_total_time=60 tests/fixtures"
+	@echo "run: mkdir -p build-fuzz/corpus && build-fuzz/fuzz_decode -max_total_time=60 build-fuzz/corpus tests/fixtures/io"
 
 clean:
 	rm -rf build build-asan build-fuzz
