@@ -48,7 +48,9 @@ typedef enum upres_status {
     UPRES_ERR_CORRUPT = -8,        /* truncated or corrupt image data */
     UPRES_ERR_EXISTS = -9,         /* refusing to overwrite (e.g. the input) */
     UPRES_ERR_THREAD = -10,        /* a worker thread could not be started */
-    UPRES_ERR_CANCELLED = -11      /* the progress callback asked to stop */
+    UPRES_ERR_CANCELLED = -11,     /* the progress callback asked to stop */
+    UPRES_ERR_EXTERNAL = -12,      /* an external program failed or could not start */
+    UPRES_ERR_TIMEOUT = -13        /* an external program ran past its time limit */
 } upres_status;
 
 /* Short English name of a status ("corrupt or truncated image data").
@@ -262,6 +264,115 @@ int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
  * symbolic link, the link itself is replaced. ctx (may be NULL) receives the
  * error detail. */
 int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Streaming rows                                                            */
+
+/* Shape of the rows a reader delivers or a writer accepts. Rows are
+ * interleaved samples (width*channels of `depth`), host byte order. */
+typedef struct upres_layout {
+    uint32_t width, height;   /* pixels, >= 1 */
+    uint32_t channels;        /* 1..4 as in upres_image */
+    upres_depth depth;
+} upres_layout;
+
+typedef struct upres_reader upres_reader;
+
+/*
+ * Opens `path` for reading its pixels top to bottom in batches of rows.
+ * Non-interlaced PNG, JPEG (baseline and progressive) and TIFF (strips or
+ * tiles) are decoded incrementally: memory stays O(width) (TIFF tiles: one
+ * row of tiles; progressive JPEG: libjpeg's coefficient buffer). Other files
+ * (WebP, interlaced PNG, and any file whose orientation must be applied) are
+ * decoded whole at open and served from memory; upres_reader_is_streaming()
+ * tells which. The layout and samples are exactly those upres_load() gives
+ * for the same file and desc. Limits come from ctx; ctx must outlive the
+ * reader, and the reader is used by one thread at a time. `desc` and `info`
+ * may be NULL. On error *out is NULL.
+ */
+int upres_reader_open(upres_ctx *ctx, const char *path, const upres_decode_desc *desc,
+                      upres_reader **out, upres_file_info *info);
+/* Layout of the delivered rows (orientation applied). */
+upres_layout upres_reader_layout(const upres_reader *r);
+/* The file's ICC profile (owned by the reader) or NULL with *size = 0. */
+const uint8_t *upres_reader_icc(const upres_reader *r, size_t *size);
+/* 1 when rows are decoded as they are read, 0 when decoded whole at open. */
+int upres_reader_is_streaming(const upres_reader *r);
+/* Decodes the next `rows` rows into `dst` (row k at dst + k*stride; stride >=
+ * width*channels*bytes). Asking for more rows than remain is
+ * UPRES_ERR_INVALID_ARG. After an error every later read fails. */
+int upres_reader_read(upres_reader *r, void *dst, size_t stride, uint32_t rows);
+void upres_reader_free(upres_reader *r);
+
+typedef struct upres_writer upres_writer;
+
+/*
+ * Starts writing an image of `layout` to `path` in the format desc->format.
+ * Rows go to a temporary file in path's folder (as upres_write_file_atomic
+ * names it); PNG, JPEG and TIFF are encoded as rows arrive, WebP is gathered
+ * and encoded at finish. Rows are converted as upres_encode() converts a
+ * whole image (depth per desc->bit_depth, alpha flattened for JPEG, ...), so
+ * the file equals what upres_save() writes for the same pixels. `icc` (may be
+ * NULL) is copied and stored when desc->write_icc. ctx must outlive the
+ * writer. On error *out is NULL and nothing is left on disk.
+ */
+int upres_writer_open(upres_ctx *ctx, const char *path, const upres_layout *layout,
+                      const uint8_t *icc, size_t icc_size, const upres_encode_desc *desc,
+                      upres_writer **out);
+/* Appends `rows` rows from `src` (stride bytes apart) in the writer's layout.
+ * Writing more than layout.height rows in total is UPRES_ERR_INVALID_ARG.
+ * After an error the writer only accepts upres_writer_free(). */
+int upres_writer_write(upres_writer *w, const void *src, size_t stride, uint32_t rows);
+/* Once all rows are written: completes the file, fsyncs and renames it over
+ * `path`. Fails (leaving nothing) when rows are missing. */
+int upres_writer_finish(upres_writer *w);
+/* Frees the writer; when upres_writer_finish() did not succeed, removes the
+ * temporary file so `path` is untouched. */
+void upres_writer_free(upres_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* External programs                                                         */
+
+typedef struct upres_external_desc {
+    /* Argument template, e.g. "realesrgan-ncnn-vulkan -i %i -o %o -s 4".
+     * Split once into arguments at unquoted blanks; '...' and "..." group
+     * (no expansion of any kind), a backslash outside single quotes takes the
+     * next character literally. Inside each argument %i becomes the input
+     * file's path, %o the output file's path, %% a '%'; any other %x is an
+     * error. Both %i and %o must appear. The first argument is the program,
+     * looked up in PATH when it has no '/'. No shell is ever involved. */
+    const char *command;
+    double timeout_s;       /* default 600; the process group is killed after it;
+                               <= 0 means no limit */
+    const char *temp_dir;   /* parent of the private temp folder; NULL = $TMPDIR,
+                               else /tmp */
+    uint32_t width, height; /* size wanted; a result of another size is resized
+                               to it with `filter`. 0, 0 = keep the tool's size */
+    upres_filter filter;    /* default LANCZOS3 */
+} upres_external_desc;
+
+upres_external_desc upres_external_desc_defaults(void);
+
+/*
+ * Runs an external image tool on `in`: creates a private folder (mkdtemp,
+ * mode 0700) under temp_dir with absolute path, writes `in` there as a PNG
+ * (16-bit kept), runs the program with exec (posix_spawn) in a new process
+ * group, stdin and stdout from/to /dev/null, stderr captured (the last few
+ * KiB are kept). While it runs, the ctx's progress callback gets
+ * ("external", elapsed ms, timeout ms) about ten times a second; a nonzero
+ * return kills the group and fails with UPRES_ERR_CANCELLED. Past the timeout
+ * the group gets SIGTERM, then SIGKILL 2 s later, and the call fails with
+ * UPRES_ERR_TIMEOUT. A nonzero exit, a death by signal or a missing/undecodable
+ * output fail with UPRES_ERR_EXTERNAL; the ctx error detail then ends with the
+ * tail of the tool's stderr (control characters replaced, one line).
+ * When the tool exits, what is left of its process group is killed. The output
+ * is decoded with ctx's limits, keeping its own channels and depth, and
+ * resized to width x height when set and different (*resized = 1; may be
+ * NULL). The private folder is removed in every case.
+ */
+int upres_external_run(upres_ctx *ctx, const upres_image *in, const upres_external_desc *desc,
+                       upres_image **out, int *resized);
+
 
 /* ------------------------------------------------------------------------ */
 /* Resampling                                                                */

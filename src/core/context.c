@@ -20,7 +20,7 @@ struct upres_ctx {
     upres_limits limits;
     upres_progress_fn progress;
     void *progress_user;
-    char error[512];
+    char error[1024];
 
     int nthreads;          /* including the caller */
     pthread_t *workers;    /* nthreads - 1 */
@@ -218,4 +218,10 @@ int upres__parallel_for(upres_ctx *c, const char *what, uint64_t n, uint64_t chu
     pthread_mutex_unlock(&c->mu);
     if (report && !cancelled) c->progress(c->progress_user, what, n, n);
     return cancelled ? UPRES_ERR_CANCELLED : UPRES_OK;
+}
+
+int upres__progress(upres_ctx *ctx, const char *what, uint64_t done, uint64_t total)
+{
+    if (!ctx || !ctx->progress) return UPRES_OK;
+    return ctx->progress(ctx->progress_user, what, done, total) ? UPRES_ERR_CANCELLED : UPRES_OK;
 }

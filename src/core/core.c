@@ -21,6 +21,8 @@ const char *upres_strerror(int status)
     case UPRES_ERR_EXISTS: return "refusing to overwrite";
     case UPRES_ERR_THREAD: return "could not start a thread";
     case UPRES_ERR_CANCELLED: return "cancelled";
+    case UPRES_ERR_EXTERNAL: return "external program failed";
+    case UPRES_ERR_TIMEOUT: return "external program timed out";
     default: return "unknown error";
     }
 }

@@ -42,6 +42,11 @@ typedef void (*upres_range_fn)(void *user, uint64_t begin, uint64_t end);
 int upres__parallel_for(upres_ctx *ctx, const char *what, uint64_t n, uint64_t chunk,
                         upres_range_fn fn, void *user);
 
+/* Reports progress of a step that runs on the calling thread (no-op when ctx
+ * or its callback is NULL). Returns UPRES_ERR_CANCELLED when the callback asks
+ * to stop, else UPRES_OK. */
+int upres__progress(upres_ctx *ctx, const char *what, uint64_t done, uint64_t total);
+
 /* sRGB transfer functions (IEC 61966-2-1), on values in [0,1]; inputs outside
  * are extended symmetrically/linearly so out-of-range floats survive. */
 float upres__srgb_to_linear(float v);
