@@ -266,6 +266,48 @@ int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,
 int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size);
 
 /* ------------------------------------------------------------------------ */
+/* Resampling                                                                */
+
+typedef enum upres_filter {
+    UPRES_FILTER_LANCZOS3 = 0, /* sinc windowed by sinc, support 3 (default) */
+    UPRES_FILTER_BICUBIC,      /* Keys cubic, a = -0.5, support 2 */
+    UPRES_FILTER_MITCHELL,     /* Mitchell-Netravali B = C = 1/3, support 2 */
+    UPRES_FILTER_BILINEAR,     /* triangle, support 1 */
+    UPRES_FILTER_BOX,          /* area average, support 0.5 */
+    UPRES_FILTER_NEAREST,      /* nearest neighbour */
+    UPRES_FILTER_COUNT_
+} upres_filter;
+
+/* "lanczos3", "bicubic", "mitchell", "bilinear", "box", "nearest". */
+const char *upres_filter_name(upres_filter f);
+/* Parses the names above (plus "lanczos", "cubic", "linear", "area");
+ * returns -1 when unknown. */
+int upres_filter_from_name(const char *name);
+
+typedef struct upres_resize_desc {
+    uint32_t width, height;   /* output size in pixels, required */
+    upres_filter filter;      /* default LANCZOS3 */
+    int linear;               /* default 0: filter sRGB-encoded values as they are;
+                                 1: convert to linear light, filter, convert back */
+    /* Source region mapped onto the output, in source pixels (may be
+     * fractional). All zero (the default) means the whole image. */
+    double src_x, src_y, src_w, src_h;
+} upres_resize_desc;
+
+upres_resize_desc upres_resize_desc_defaults(void);
+
+/*
+ * Resizes `src` into a new image of desc->width x desc->height with the same
+ * depth and channels (metadata copied). Separable; the filter is widened by
+ * the scale factor when shrinking (antialiasing); the kernel window is clipped
+ * at the image borders and renormalised. Images with alpha are filtered
+ * premultiplied. For u8 without alpha the arithmetic reproduces Pillow's
+ * fixed-point resampler.
+ */
+int upres_resize(upres_ctx *ctx, const upres_image *src, const upres_resize_desc *desc,
+                 upres_image **out);
+
+/* ------------------------------------------------------------------------ */
 /* Streaming rows                                                            */
 
 /* Shape of the rows a reader delivers or a writer accepts. Rows are
@@ -373,48 +415,6 @@ upres_external_desc upres_external_desc_defaults(void);
 int upres_external_run(upres_ctx *ctx, const upres_image *in, const upres_external_desc *desc,
                        upres_image **out, int *resized);
 
-
-/* ------------------------------------------------------------------------ */
-/* Resampling                                                                */
-
-typedef enum upres_filter {
-    UPRES_FILTER_LANCZOS3 = 0, /* sinc windowed by sinc, support 3 (default) */
-    UPRES_FILTER_BICUBIC,      /* Keys cubic, a = -0.5, support 2 */
-    UPRES_FILTER_MITCHELL,     /* Mitchell-Netravali B = C = 1/3, support 2 */
-    UPRES_FILTER_BILINEAR,     /* triangle, support 1 */
-    UPRES_FILTER_BOX,          /* area average, support 0.5 */
-    UPRES_FILTER_NEAREST,      /* nearest neighbour */
-    UPRES_FILTER_COUNT_
-} upres_filter;
-
-/* "lanczos3", "bicubic", "mitchell", "bilinear", "box", "nearest". */
-const char *upres_filter_name(upres_filter f);
-/* Parses the names above (plus "lanczos", "cubic", "linear", "area");
- * returns -1 when unknown. */
-int upres_filter_from_name(const char *name);
-
-typedef struct upres_resize_desc {
-    uint32_t width, height;   /* output size in pixels, required */
-    upres_filter filter;      /* default LANCZOS3 */
-    int linear;               /* default 0: filter sRGB-encoded values as they are;
-                                 1: convert to linear light, filter, convert back */
-    /* Source region mapped onto the output, in source pixels (may be
-     * fractional). All zero (the default) means the whole image. */
-    double src_x, src_y, src_w, src_h;
-} upres_resize_desc;
-
-upres_resize_desc upres_resize_desc_defaults(void);
-
-/*
- * Resizes `src` into a new image of desc->width x desc->height with the same
- * depth and channels (metadata copied). Separable; the filter is widened by
- * the scale factor when shrinking (antialiasing); the kernel window is clipped
- * at the image borders and renormalised. Images with alpha are filtered
- * premultiplied. For u8 without alpha the arithmetic reproduces Pillow's
- * fixed-point resampler.
- */
-int upres_resize(upres_ctx *ctx, const upres_image *src, const upres_resize_desc *desc,
-                 upres_image **out);
 
 #ifdef __cplusplus
 }
