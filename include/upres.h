@@ -416,6 +416,150 @@ int upres_external_run(upres_ctx *ctx, const upres_image *in, const upres_extern
                        upres_image **out, int *resized);
 
 
+/* ------------------------------------------------------------------------ */
+/* Proxy workflow                                                            */
+
+/*
+ * Where the scaled original sits in a proxy. The original is scaled to
+ * content_width x content_height (aspect kept, fitted inside the target) and
+ * placed at (content_x, content_y) of a proxy_width x proxy_height canvas;
+ * the rest is padding (black; transparent black when the image has alpha).
+ */
+typedef struct upres_proxy_geometry {
+    uint32_t original_width, original_height;
+    uint32_t proxy_width, proxy_height;
+    uint32_t content_x, content_y;
+    uint32_t content_width, content_height;
+} upres_proxy_geometry;
+
+/* One side of a proxy target: pixels, or a percentage of the original. */
+typedef struct upres_proxy_dim {
+    double value;   /* > 0; pixels must be whole */
+    int percent;    /* 1: value is a percentage (0 < value <= 10000) */
+} upres_proxy_dim;
+
+/*
+ * Plans a proxy of a width x height original for the target tw x th.
+ * Percentages become floor(side * value / 100) pixels. The scale is
+ * min(TW/width, TH/height) computed in exact integer arithmetic: the side
+ * that binds gets exactly its target, the other floor(side * scale) (at least
+ * 1). When both targets are in pixels the canvas is exactly TW x TH with the
+ * content centred (left/top padding = floor(slack / 2)); otherwise the canvas
+ * is the content. Fails with UPRES_ERR_INVALID_ARG for empty or invalid
+ * targets and UPRES_ERR_LIMIT for sides over 65535.
+ */
+int upres_proxy_plan(uint32_t width, uint32_t height, upres_proxy_dim tw, upres_proxy_dim th,
+                     upres_proxy_geometry *out);
+
+#define UPRES_PROXY_METADATA_VERSION 1
+
+/*
+ * The `{stem}_proxy_metadata.txt` file: UTF-8 text, one `key=value` per line,
+ * '#' lines are comments. Keys (all written, all read; unknown keys are
+ * ignored so later versions can add some): format_version, original_path,
+ * original_bytes, original_sha256, original_width, original_height,
+ * original_channels, original_depth, proxy_path, proxy_width, proxy_height,
+ * proxy_depth, content_x, content_y, content_width, content_height,
+ * pad_left, pad_top, pad_right, pad_bottom (implied by the content box and
+ * checked against it), filter, scale (informational). Paths are written
+ * with \\ \n \r escaped. Files written by imgproxyproc (original_path,
+ * original_width/height, proxy_width/height, proxy_path only) are accepted:
+ * the content box is then recomputed with upres_proxy_plan.
+ */
+typedef struct upres_proxy_metadata {
+    int format_version;            /* 0 when read from an imgproxyproc file */
+    char original_path[4096];
+    uint64_t original_bytes;       /* file size; 0 = unknown */
+    char original_sha256[65];      /* lowercase hex, "" = unknown */
+    uint32_t original_channels;    /* 0 = unknown */
+    int original_depth;            /* bits: 8, 16, 32; 0 = unknown */
+    char proxy_path[4096];
+    int proxy_depth;               /* 8 or 16 */
+    upres_filter filter;
+    upres_proxy_geometry geom;
+} upres_proxy_metadata;
+
+/* Formats `m` into a malloc()ed NUL-terminated text (*size excludes the NUL). */
+int upres_proxy_metadata_format(const upres_proxy_metadata *m, char **text, size_t *size);
+/* Parses metadata text; checks that the geometry is consistent (content box
+ * inside the canvas, padding agreeing with it, sides within limits). Errors
+ * name the line: "line 4: original_width: not a number". */
+int upres_proxy_metadata_parse(upres_ctx *ctx, const char *text, size_t size,
+                               upres_proxy_metadata *out);
+int upres_proxy_metadata_save(upres_ctx *ctx, const char *path, const upres_proxy_metadata *m);
+int upres_proxy_metadata_load(upres_ctx *ctx, const char *path, upres_proxy_metadata *out);
+
+/* SHA-256 of a file, as 64 lowercase hex digits + NUL into hex[65]; also
+ * returns its size in *bytes (may be NULL). Reads in small blocks. */
+int upres_sha256_file(upres_ctx *ctx, const char *path, char hex[65], uint64_t *bytes);
+
+/*
+ * Makes the proxy of `orig` per `g`: resized to the content box with the
+ * antialiased `filter` (upres_resize; for 8-bit images without alpha the
+ * result is Pillow's), placed on the padded canvas, converted to `depth`
+ * (U8 or U16). Channels and ICC profile are kept.
+ */
+int upres_proxy_make(upres_ctx *ctx, const upres_image *orig, const upres_proxy_geometry *g,
+                     upres_filter filter, upres_depth depth, upres_image **out);
+
+/*
+ * Delta images: what a model changed in the proxy. Values are normalised
+ * (8-bit samples / 255, 16-bit / 65535) so proxy and processed may differ in
+ * depth. An 8-bit delta stores clip(round(255 * (processed - proxy)) + 127)
+ * (127 = no change; imgproxyproc's encoding); a 16-bit one stores
+ * 32768 + round(32640 * (processed - proxy)), which holds any change without
+ * clipping (for 8-bit images exactly 128 per level).
+ * Channels: colour channels = 3 when either image is RGB, else 1; alpha when
+ * `processed` has alpha (a missing proxy alpha counts as opaque). A gray
+ * image compared with an RGB one is replicated to RGB first.
+ * `refined` (may be NULL; 8-bit only) receives
+ * clip(processed - clip(proxy + delta - 127) + 127): the residual that the
+ * clipped 8-bit delta could not carry. Sizes must match
+ * (UPRES_ERR_INVALID_ARG, detail "Proxy and processed images must have same
+ * size ...").
+ */
+int upres_proxy_delta(upres_ctx *ctx, const upres_image *proxy, const upres_image *processed,
+                      int bits, upres_image **delta, upres_image **refined);
+
+/* How a delta is brought to the original's size. */
+typedef struct upres_delta_upscale {
+    upres_filter filter;      /* used when command is NULL; default LANCZOS3 */
+    const char *command;      /* external tool template (upres_external_desc.command)
+                                 run on the delta's content box; NULL = filter */
+    double timeout_s;         /* for command; default 600 */
+} upres_delta_upscale;
+
+typedef struct upres_merge_desc {
+    const char *original_path;        /* read in strips (upres_reader) */
+    const char *output_path;          /* written in strips (upres_writer), atomically */
+    const upres_image *delta;         /* 8- or 16-bit delta, the proxy's size */
+    const upres_image *refined;       /* optional second 8-bit delta, same size */
+    upres_delta_upscale upscale, refined_upscale;
+    /* Proxy geometry; NULL = upres_proxy_plan(original size, delta size in pixels). */
+    const upres_proxy_geometry *geom;
+    upres_encode_desc encode;         /* format required */
+    const char *temp_dir;             /* for external tools; NULL = default */
+    uint32_t strip_rows;              /* rows per strip; 0 = 64 */
+} upres_merge_desc;
+
+upres_merge_desc upres_merge_desc_defaults(void);
+
+/*
+ * Applies a delta (and a refined delta) to the original and writes the
+ * result: each delta is cropped to the content box, its offset removed
+ * (127 or 32768, as float levels of the original's range), upscaled to the
+ * original's size (filter: float separable resampling computed strip by
+ * strip; command: the external tool's result, resized to the exact size when
+ * its scale differs), added in float and rounded once and clamped to the
+ * original's range (f32 originals are not clamped). Output keeps the
+ * original's depth and ICC; channels: colour = max of original and delta,
+ * alpha when either has it. A delta of pure 127 (32768) returns the original
+ * bit-exact. Memory: strip buffers plus the delta, independent of the
+ * original's height (and of its size for streaming formats, see
+ * upres_reader). Progress: ("merge", rows done, rows).
+ */
+int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc);
+
 #ifdef __cplusplus
 }
 #endif

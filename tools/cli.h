@@ -47,6 +47,14 @@ void cli_print_help(const char *cmd);
 int cli_info_main(cli_global *g, int argc, char **argv);
 int cli_resize_main(cli_global *g, int argc, char **argv);
 int cli_convert_main(cli_global *g, int argc, char **argv);
+int cli_split_main(cli_global *g, int argc, char **argv);
+int cli_split_processed_main(cli_global *g, int argc, char **argv);
+int cli_batch_split_main(cli_global *g, int argc, char **argv);
+int cli_merge_main(cli_global *g, int argc, char **argv);
+extern const char cli_split_help[];
+extern const char cli_split_processed_help[];
+extern const char cli_batch_split_help[];
+extern const char cli_merge_help[];
 extern const char cli_info_help[];
 extern const char cli_resize_help[];
 extern const char cli_convert_help[];
@@ -85,7 +93,7 @@ typedef struct cli_args {
 enum { CLI_NOMATCH = 0, CLI_MATCH = 1, CLI_BAD = -1 };
 
 /* Matches argv[i] against `--long`, `--long=V`, `-s` or `-sV` (short may be
- * 0). When `value` is non-NULL the option takes a value (inline or the next
+ * 0); in long names '_' and '-' match each other. When `value` is non-NULL the option takes a value (inline or the next
  * argument); a missing value is a usage error. */
 int cli_match(cli_args *a, const char *longname, char shortname, const char **value);
 
@@ -164,6 +172,32 @@ const char *cli_clean(const char *s, char *buf, size_t cap);
 const char *cli_layout_name(const upres_image *img, char *buf, size_t cap);
 /* "gray", "gray+alpha", "RGB", "RGBA" or "?". */
 const char *cli_channels_name(uint32_t channels);
+
+/* ---- machine checks and patterns (tools/cli_sys.c) ---------------------- */
+
+/* Free bytes for an unprivileged writer in the file system holding `dir`;
+ * 0 when unknown. */
+int cli_free_bytes(const char *dir, uint64_t *out);
+/* Memory the system could give us now (MemAvailable); 0 when unknown. */
+uint64_t cli_available_memory(void);
+/* Fails with "Need ~X MB, have Y MB free" when `need` bytes do not fit in
+ * `dir`'s file system; CLI_OK when they do or free space is unknown. */
+int cli_check_disk(const char *dir, uint64_t need, const char *what);
+/* Warns on stderr (does not fail) when `need` bytes exceed the available
+ * memory; with -v prints the estimate. */
+void cli_check_memory(const cli_global *g, uint64_t need, const char *what);
+
+/* A list of malloc()ed paths. */
+typedef struct cli_paths {
+    char **v;
+    size_t n, cap;
+} cli_paths;
+/* Appends the files matching `pattern` (sorted, no duplicates): '*', '?' and
+ * '[...]' match within a name (a leading '.' only explicitly), '**' matches
+ * any number of folders (hidden folders and links to folders are not
+ * entered). Folders are never listed. Returns 0 when out of memory. */
+int cli_expand_pattern(const char *pattern, cli_paths *out);
+void cli_paths_free(cli_paths *l);
 
 /* Monotonic seconds. */
 double cli_now(void);

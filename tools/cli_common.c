@@ -164,6 +164,17 @@ int cli_report(upres_ctx *ctx, int status, const char *verb, const char *path)
 
 /* ---- option matching and numbers ---------------------------------------- */
 
+/* Compares an option name typed by the user with `name` over n characters,
+ * treating '_' and '-' alike (imgproxyproc's users type --delta_image). */
+static int same_option_name(const char *typed, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char t = typed[i] == '_' ? '-' : typed[i], c = name[i] == '_' ? '-' : name[i];
+        if (t != c || t == 0) return 0;
+    }
+    return 1;
+}
+
 int cli_match(cli_args *a, const char *longname, char shortname, const char **value)
 {
     const char *arg = a->argv[a->i];
@@ -171,7 +182,7 @@ int cli_match(cli_args *a, const char *longname, char shortname, const char **va
     int hit = 0;
     if (longname && arg[0] == '-' && arg[1] == '-') {
         size_t n = strlen(longname);
-        if (!strncmp(arg + 2, longname, n) && (arg[2 + n] == 0 || arg[2 + n] == '=')) {
+        if (same_option_name(arg + 2, longname, n) && (arg[2 + n] == 0 || arg[2 + n] == '=')) {
             hit = 1;
             if (arg[2 + n] == '=') {
                 if (!value)

@@ -18,6 +18,14 @@ const cli_command cli_commands[] = {
     {"resize", "resize an image (upscale or downscale)", cli_resize_main, cli_resize_help},
     {"convert", "convert an image to another format or depth", cli_convert_main,
      cli_convert_help},
+    {"split", "make a low-resolution proxy of an image for a model", cli_split_main,
+     cli_split_help},
+    {"split-with-processed", "make the proxy and the delta from a model's output",
+     cli_split_processed_main, cli_split_processed_help},
+    {"merge", "apply a delta to the full-resolution original", cli_merge_main,
+     cli_merge_help},
+    {"batch-split", "make proxies for every file matching patterns", cli_batch_split_main,
+     cli_batch_split_help},
     {"help", "show help for a subcommand", help_main, help_help},
     {NULL, NULL, NULL, NULL},
 };
@@ -38,7 +46,7 @@ static void main_help(void)
            "\n"
            "Subcommands:\n");
     for (const cli_command *c = cli_commands; c->name; c++)
-        printf("  %-10s %s\n", c->name, c->summary);
+        printf("  %-21s %s\n", c->name, c->summary);
     printf("\n%s\nRun 'upres SUBCOMMAND --help' for a subcommand's options.\n"
            "Exit status: 0 success, 1 failure, 2 usage error.\n",
            cli_global_help);
@@ -107,7 +115,7 @@ int main(int argc, char **argv)
                                          "subcommand's name)", cli_clean(arg, buf, sizeof buf));
         }
     }
-    if (a.i >= a.argc) return cli_usage_error(NULL, "missing subcommand (info, resize, convert)");
+    if (a.i >= a.argc) return cli_usage_error(NULL, "missing subcommand (info, resize, convert, split, merge, ...)");
     const char *name = a.argv[a.i];
     const cli_command *c = cli_find_command(name);
     if (!c) {

@@ -47,6 +47,9 @@ int upres__parallel_for(upres_ctx *ctx, const char *what, uint64_t n, uint64_t c
  * to stop, else UPRES_OK. */
 int upres__progress(upres_ctx *ctx, const char *what, uint64_t done, uint64_t total);
 
+/* SHA-256 of a memory block as 64 lowercase hex digits + NUL. */
+void upres__sha256_hex(const void *data, size_t size, char hex[65]);
+
 /* sRGB transfer functions (IEC 61966-2-1), on values in [0,1]; inputs outside
  * are extended symmetrically/linearly so out-of-range floats survive. */
 float upres__srgb_to_linear(float v);

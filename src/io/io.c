@@ -109,6 +109,12 @@ int upres__membuf_append(upres_membuf *b, const void *data, size_t n)
     return UPRES_OK;
 }
 
+int upres__icc_fits_decoded(const uint8_t *icc, size_t size, uint32_t channels)
+{
+    int icc_ch = upres__icc_channels(icc, size);
+    return !icc || icc_ch == 0 || icc_ch == (channels >= 3 ? 3 : 1);
+}
+
 int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decode_desc *desc,
                  upres_image **out, upres_file_info *info)
 {
@@ -143,8 +149,7 @@ int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decod
     }
     /* A profile for another colour model (a CMYK profile on pixels converted
      * to RGB, an RGB one on gray) would be wrong to carry on: drop it. */
-    int icc_ch = upres__icc_channels(img->icc, img->icc_size);
-    if (img->icc && icc_ch != 0 && icc_ch != (img->channels >= 3 ? 3 : 1))
+    if (!upres__icc_fits_decoded(img->icc, img->icc_size, img->channels))
         upres__image_take_icc(img, NULL, 0);
     info->channels = img->channels;
     info->icc_size = img->icc_size;
@@ -161,39 +166,28 @@ int upres_decode(upres_ctx *ctx, const void *buf, size_t size, const upres_decod
     return UPRES_OK;
 }
 
-/* Reads a whole regular file, refusing more than `max` bytes. */
-static int read_file(upres_ctx *ctx, const char *path, uint64_t max, uint8_t **out, size_t *size)
+int upres__read_fd(upres_ctx *ctx, int fd, uint64_t max, uint8_t **out, size_t *size)
 {
     *out = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return upres__fail(ctx, UPRES_ERR_IO, "is a directory");
-    }
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-        close(fd);
+    if (fstat(fd, &st) != 0) return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(errno));
+    if (S_ISDIR(st.st_mode)) return upres__fail(ctx, UPRES_ERR_IO, "is a directory");
+    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
         return upres__fail(ctx, UPRES_ERR_LIMIT, "file of %lld bytes exceeds the %llu-byte limit",
                            (long long)st.st_size, (unsigned long long)max);
-    }
+    /* A descriptor that was read through before (the streaming reader
+     * falling back to a whole decode) starts over; pipes cannot, and need
+     * not. */
+    if (S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_SET) != 0)
+        return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(errno));
     size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536, n = 0;
     uint8_t *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return upres__fail(ctx, UPRES_ERR_NOMEM, "reading %zu bytes", cap);
-    }
+    if (!buf) return upres__fail(ctx, UPRES_ERR_NOMEM, "reading %zu bytes", cap);
     for (;;) {
         if (n == cap) {
             if ((uint64_t)cap > max) {
                 free(buf);
-                close(fd);
                 return upres__fail(ctx, UPRES_ERR_LIMIT, "file exceeds the %llu-byte limit",
                                    (unsigned long long)max);
             }
@@ -201,7 +195,6 @@ static int read_file(upres_ctx *ctx, const char *path, uint64_t max, uint8_t **o
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
-                close(fd);
                 return upres__fail(ctx, UPRES_ERR_NOMEM, "reading the file");
             }
             buf = nb;
@@ -212,13 +205,11 @@ static int read_file(upres_ctx *ctx, const char *path, uint64_t max, uint8_t **o
             if (errno == EINTR) continue;
             int e = errno;
             free(buf);
-            close(fd);
             return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(e));
         }
         if (r == 0) break;
         n += (size_t)r;
     }
-    close(fd);
     if ((uint64_t)n > max) {
         free(buf);
         return upres__fail(ctx, UPRES_ERR_LIMIT, "file exceeds the %llu-byte limit",
@@ -236,21 +227,22 @@ int upres_load(upres_ctx *ctx, const char *path, const upres_decode_desc *desc,
     if (!out) return UPRES_ERR_INVALID_ARG;
     *out = NULL;
     if (!path) return UPRES_ERR_INVALID_ARG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return upres__fail(ctx, UPRES_ERR_IO, "%s", strerror(errno));
     uint8_t *buf;
     size_t size;
-    int st = read_file(ctx, path, upres__limits(ctx)->max_file_bytes, &buf, &size);
+    int st = upres__read_fd(ctx, fd, upres__limits(ctx)->max_file_bytes, &buf, &size);
+    close(fd);
     if (st != UPRES_OK) return st;
     st = upres_decode(ctx, buf, size, desc, out, info);
     free(buf);
     return st;
 }
 
-/* Picks the depth and channel count the format stores for this image. */
-static void target_layout(const upres_image *img, const upres_encode_desc *d, upres_depth *depth,
-                          uint32_t *channels)
+void upres__target_layout(uint32_t c, upres_depth src_depth, const upres_encode_desc *d,
+                          upres_depth *depth, uint32_t *channels)
 {
-    uint32_t c = img->channels;
-    int hi = img->depth != UPRES_U8;
+    int hi = src_depth != UPRES_U8;
     switch (d->format) {
     case UPRES_FORMAT_PNG:
         *channels = c;
@@ -265,12 +257,51 @@ static void target_layout(const upres_image *img, const upres_encode_desc *d, up
         if (d->bit_depth == 32) *depth = UPRES_F32;
         else if (d->bit_depth == 16) *depth = UPRES_U16;
         else if (d->bit_depth == 8) *depth = UPRES_U8;
-        else *depth = img->depth;
+        else *depth = src_depth;
         break;
     default: /* WebP */
         *channels = (c == 2 || c == 4) ? 4 : 3;
         *depth = UPRES_U8;
         break;
+    }
+}
+
+int upres__encode_check(upres_ctx *ctx, const upres_encode_desc *desc)
+{
+    if (desc->quality < 1 || desc->quality > 100 || desc->png_compression < 0 ||
+        desc->png_compression > 9)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "quality must be 1..100, compression 0..9");
+    if (desc->bit_depth != 0 && desc->bit_depth != 8 && desc->bit_depth != 16 &&
+        desc->bit_depth != 32)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "bit depth must be 8, 16 or 32");
+    if (desc->bit_depth == 32 && desc->format != UPRES_FORMAT_TIFF)
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "32-bit float output needs TIFF");
+    if (desc->bit_depth == 16 && desc->format != UPRES_FORMAT_PNG && desc->format != UPRES_FORMAT_TIFF)
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "16-bit output needs PNG or TIFF");
+    switch (desc->format) {
+    case UPRES_FORMAT_PNG:
+    case UPRES_FORMAT_JPEG:
+    case UPRES_FORMAT_TIFF:
+    case UPRES_FORMAT_WEBP: return UPRES_OK;
+    default:
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
+                           "unknown output format (use .png, .jpg, .tif or .webp)");
+    }
+}
+
+void upres__encode_icc(const upres_encode_desc *desc, const uint8_t *icc, size_t icc_size,
+                       uint32_t src_channels, uint32_t dst_channels, const uint8_t **out,
+                       size_t *out_size)
+{
+    *out = NULL;
+    *out_size = 0;
+    int color = dst_channels >= 3;
+    /* upres_image_convert keeps the profile only within its colour model. */
+    if (!desc->write_icc || !icc || !icc_size || (src_channels >= 3) != color) return;
+    int icc_ch = upres__icc_channels(icc, icc_size);
+    if ((icc_ch == 1 && !color) || (icc_ch == 3 && color)) {
+        *out = icc;
+        *out_size = icc_size;
     }
 }
 
@@ -284,50 +315,31 @@ int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc
     if (!img || !desc || !img->data || img->channels < 1 || img->channels > 4 ||
         !upres_depth_bytes(img->depth) || img->width == 0 || img->height == 0)
         return UPRES_ERR_INVALID_ARG;
-    if (desc->quality < 1 || desc->quality > 100 || desc->png_compression < 0 ||
-        desc->png_compression > 9)
-        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "quality must be 1..100, compression 0..9");
-    if (desc->bit_depth != 0 && desc->bit_depth != 8 && desc->bit_depth != 16 &&
-        desc->bit_depth != 32)
-        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "bit depth must be 8, 16 or 32");
-    if (desc->bit_depth == 32 && desc->format != UPRES_FORMAT_TIFF)
-        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "32-bit float output needs TIFF");
-    if (desc->bit_depth == 16 && desc->format != UPRES_FORMAT_PNG && desc->format != UPRES_FORMAT_TIFF)
-        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED, "16-bit output needs PNG or TIFF");
+    int st = upres__encode_check(ctx, desc);
+    if (st != UPRES_OK) return st;
     upres_encode_fn fn;
     switch (desc->format) {
     case UPRES_FORMAT_PNG: fn = upres__png_encode; break;
     case UPRES_FORMAT_JPEG: fn = upres__jpeg_encode; break;
     case UPRES_FORMAT_TIFF: fn = upres__tiff_encode; break;
-    case UPRES_FORMAT_WEBP: fn = upres__webp_encode; break;
-    default:
-        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
-                           "unknown output format (use .png, .jpg, .tif or .webp)");
+    default: fn = upres__webp_encode; break;
     }
     upres_depth depth;
     uint32_t channels;
-    target_layout(img, desc, &depth, &channels);
+    upres__target_layout(img->channels, img->depth, desc, &depth, &channels);
     const upres_image *use = img;
     upres_image *conv = NULL;
     if (depth != img->depth || channels != img->channels) {
-        int st = upres_image_convert(img, depth, channels, desc->background, &conv);
+        st = upres_image_convert(img, depth, channels, desc->background, &conv);
         if (st != UPRES_OK) return upres__fail(ctx, st, "converting for %s", upres_format_name(desc->format));
         use = conv;
     }
-    /* Only embed a profile whose colour model matches what is written. */
-    const uint8_t *icc = NULL;
-    size_t icc_size = 0;
-    if (desc->write_icc && use->icc && use->icc_size) {
-        int icc_ch = upres__icc_channels(use->icc, use->icc_size);
-        int color = use->channels >= 3;
-        if ((icc_ch == 1 && !color) || (icc_ch == 3 && color)) {
-            icc = use->icc;
-            icc_size = use->icc_size;
-        }
-    }
+    const uint8_t *icc;
+    size_t icc_size;
+    upres__encode_icc(desc, img->icc, img->icc_size, img->channels, use->channels, &icc, &icc_size);
     uint8_t *buf = NULL;
     size_t n = 0;
-    int st = fn(ctx, use, desc, icc, icc_size, &buf, &n);
+    st = fn(ctx, use, desc, icc, icc_size, &buf, &n);
     upres_image_free(conv);
     if (st != UPRES_OK) {
         free(buf);
@@ -338,9 +350,27 @@ int upres_encode(upres_ctx *ctx, const upres_image *img, const upres_encode_desc
     return UPRES_OK;
 }
 
-int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size)
+int upres__write_all(int fd, const void *data, size_t n)
 {
-    if (!path || !*path || (!data && size)) return UPRES_ERR_INVALID_ARG;
+    const uint8_t *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (w == 0) return EIO; /* no progress: do not spin */
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int upres__tmp_create(upres_ctx *ctx, const char *path, upres__tmpfile *tf)
+{
+    tf->tmp = NULL;
+    tf->fd = -1;
+    if (!path || !*path) return UPRES_ERR_INVALID_ARG;
     /* The temporary file sits in the target's folder so rename() is atomic.
      * Its name is short and fixed-length (the target's own name may already
      * be as long as the file system allows) and starts with a dot so a
@@ -351,10 +381,10 @@ int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, 
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0, cap;
     if (!upres__add_size(dirlen, 32, &cap)) return UPRES_ERR_OVERFLOW;
     char *tmp = malloc(cap);
-    if (!tmp) return UPRES_ERR_NOMEM;
+    if (!tmp) return upres__fail(ctx, UPRES_ERR_NOMEM, "out of memory");
     memcpy(tmp, path, dirlen);
     static atomic_uint counter;
-    int fd = -1, err = 0;
+    int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -365,30 +395,54 @@ int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, 
         if (fd < 0 && errno != EEXIST) break;
     }
     if (fd < 0) {
-        err = errno;
+        int err = errno;
         free(tmp);
-        return upres__fail(ctx, UPRES_ERR_IO, "creating a file beside '%s': %s", path, strerror(err));
+        int dl = dirlen > 1 ? (int)(dirlen - 1) : (int)dirlen;
+        return upres__fail(ctx, UPRES_ERR_IO, "cannot create a temporary file in '%.*s': %s",
+                           dl > 0 ? dl : 1, dl > 0 ? path : ".", strerror(err));
     }
-    const uint8_t *p = data;
-    size_t left = size;
-    while (left > 0 && !err) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno != EINTR) err = errno;
-            continue;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
+    tf->tmp = tmp;
+    tf->fd = fd;
+    return UPRES_OK;
+}
+
+int upres__tmp_commit(upres_ctx *ctx, const char *path, upres__tmpfile *tf)
+{
+    int err = 0;
     /* fsync before rename: otherwise a crash can leave an empty target on
      * file systems that delay allocation. */
-    if (!err && fsync(fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) unlink(tmp);
-    free(tmp);
+    if (fsync(tf->fd) != 0 && errno != EINVAL && errno != EROFS) err = errno;
+    if (close(tf->fd) != 0 && !err) err = errno;
+    tf->fd = -1;
+    if (!err && rename(tf->tmp, path) != 0) err = errno;
+    if (err) unlink(tf->tmp);
+    free(tf->tmp);
+    tf->tmp = NULL;
     if (err) return upres__fail(ctx, UPRES_ERR_IO, "writing '%s': %s", path, strerror(err));
     return UPRES_OK;
+}
+
+void upres__tmp_discard(upres__tmpfile *tf)
+{
+    if (tf->fd >= 0) close(tf->fd);
+    if (tf->tmp) unlink(tf->tmp);
+    free(tf->tmp);
+    tf->tmp = NULL;
+    tf->fd = -1;
+}
+
+int upres_write_file_atomic(upres_ctx *ctx, const char *path, const void *data, size_t size)
+{
+    if (!path || !*path || (!data && size)) return UPRES_ERR_INVALID_ARG;
+    upres__tmpfile tf;
+    int st = upres__tmp_create(ctx, path, &tf);
+    if (st != UPRES_OK) return st;
+    int err = upres__write_all(tf.fd, data, size);
+    if (err) {
+        upres__tmp_discard(&tf);
+        return upres__fail(ctx, UPRES_ERR_IO, "writing '%s': %s", path, strerror(err));
+    }
+    return upres__tmp_commit(ctx, path, &tf);
 }
 
 int upres_save(upres_ctx *ctx, const upres_image *img, const char *path,

@@ -19,7 +19,7 @@
  * Both passes run on the context's pool. The inner loops are written in
  * fixed-width blocks so that the compiler vectorises them at -O2.
  */
-#include "core/core_internal.h"
+#include "resample/resample_internal.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -870,4 +870,50 @@ fail_st:
     if (st == UPRES_ERR_CANCELLED) return upres__fail(ctx, st, "resize: cancelled");
     if (st == UPRES_ERR_NOMEM) return upres__fail(ctx, st, "resize: out of memory");
     return upres__fail(ctx, st, "resize: intermediate buffer: %s", upres_strerror(st));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Axis weights for other subsystems                                         */
+
+int upres__axis_plan(upres_axis *a, int in_size, double in0, double in1, int out,
+                     upres_filter f)
+{
+    memset(a, 0, sizeof *a);
+    if (in_size < 1 || out < 1 || (unsigned)f >= UPRES_FILTER_COUNT_ || !(in0 >= 0) ||
+        !(in1 > in0) || in1 > in_size)
+        return UPRES_ERR_INVALID_ARG;
+    axis_coeffs c;
+    int st;
+    if (f == UPRES_FILTER_NEAREST) {
+        int *t = nearest_table(in0, in1, out, in_size);
+        if (!t) return UPRES_ERR_NOMEM;
+        st = axis_alloc(&c, out, 8, 0);
+        if (!st)
+            for (int i = 0; i < out; i++) {
+                c.first[i] = t[i];
+                c.count[i] = 1;
+                c.wf[(size_t)i * 8] = 1.0f;
+            }
+        free(t);
+    } else if (out == in_size && in0 == 0 && in1 == in_size) {
+        /* upres_resize skips such a pass, so the identity keeps agreement. */
+        st = axis_identity(&c, 0, out, 0);
+    } else {
+        st = axis_init(&c, in_size, in0, in1, out, &filter_defs[f], 0);
+    }
+    if (st) return st;
+    a->out = c.out;
+    a->stride = c.stride;
+    a->first = c.first;
+    a->count = c.count;
+    a->w = c.wf;
+    return UPRES_OK;
+}
+
+void upres__axis_free(upres_axis *a)
+{
+    free(a->first);
+    free(a->count);
+    free(a->w);
+    memset(a, 0, sizeof *a);
 }
