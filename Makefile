@@ -75,6 +75,7 @@ demo: all $(BUILD)/make_sample
 
 bench: all
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/resize.sh
+	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/merge_rss.sh
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \

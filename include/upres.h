@@ -378,8 +378,10 @@ void upres_writer_free(upres_writer *w);
 typedef struct upres_external_desc {
     /* Argument template, e.g. "realesrgan-ncnn-vulkan -i %i -o %o -s 4".
      * Split once into arguments at unquoted blanks; '...' and "..." group
-     * (no expansion of any kind), a backslash outside single quotes takes the
-     * next character literally. Inside each argument %i becomes the input
+     * (no expansion of any kind); outside quotes a backslash takes the next
+     * character literally, inside "..." it escapes only " and \ (other
+     * backslashes stay), as in the POSIX shell. Quotes do not protect '%':
+     * write %%. Inside each argument %i becomes the input
      * file's path, %o the output file's path, %% a '%'; any other %x is an
      * error. Both %i and %o must appear. The first argument is the program,
      * looked up in PATH when it has no '/'. No shell is ever involved. */
@@ -389,7 +391,8 @@ typedef struct upres_external_desc {
     const char *temp_dir;   /* parent of the private temp folder; NULL = $TMPDIR,
                                else /tmp */
     uint32_t width, height; /* size wanted; a result of another size is resized
-                               to it with `filter`. 0, 0 = keep the tool's size */
+                               to it with `filter`. 0, 0 = keep the tool's size;
+                               only one of them 0 is UPRES_ERR_INVALID_ARG */
     upres_filter filter;    /* default LANCZOS3 */
 } upres_external_desc;
 

@@ -43,6 +43,8 @@ void cli_progress_start(int enabled)
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    /* Batch systems stop jobs with SIGTERM: clean up the same way. */
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 void cli_progress_clear(void)
@@ -79,6 +81,20 @@ int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total)
     if (!bar.no_delay && now - bar.start < SHOW_AFTER_S) return 0;
     if (bar.drawn_len > 0 && now - bar.last_draw < REDRAW_EVERY_S && done < total) return 0;
     bar.last_draw = now;
+    if (what && !strcmp(what, "external")) {
+        /* An external tool reports nothing; show that it runs and its
+         * time limit (done/total are elapsed/limit milliseconds). */
+        char line[128];
+        int n = snprintf(line, sizeof line, "external tool running  %.1fs (limit %.0fs)",
+                         (double)done / 1000.0, (double)total / 1000.0);
+        if (n < 0) return 0;
+        if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+        int pad = bar.drawn_len > n ? bar.drawn_len - n : 0;
+        fprintf(stderr, "\r%s%*s", line, pad, "");
+        fflush(stderr);
+        bar.drawn_len = n + pad;
+        return 0;
+    }
     if (done > total) done = total;
     int cells = (int)((double)done / (double)total * BAR_CELLS + 0.5);
     char cellbuf[BAR_CELLS + 1];
