@@ -447,8 +447,9 @@ typedef struct upres_proxy_dim {
  * min(TW/width, TH/height) computed in exact integer arithmetic: the side
  * that binds gets exactly its target, the other floor(side * scale) (at least
  * 1). When both targets are in pixels the canvas is exactly TW x TH with the
- * content centred (left/top padding = floor(slack / 2)); otherwise the canvas
- * is the content. Fails with UPRES_ERR_INVALID_ARG for empty or invalid
+ * content centred: left/top padding = round(slack / 2) with ties to even
+ * (as PIL's ImageOps.pad, used by imgproxyproc); otherwise the canvas is the
+ * content. Fails with UPRES_ERR_INVALID_ARG for empty or invalid
  * targets and UPRES_ERR_LIMIT for sides over 65535.
  */
 int upres_proxy_plan(uint32_t width, uint32_t height, upres_proxy_dim tw, upres_proxy_dim th,

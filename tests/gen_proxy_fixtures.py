@@ -48,7 +48,8 @@ def plan(w, h, tw, th, pixels):
         cw, chh = w * th // h, th
     cw, chh = max(cw, 1), max(chh, 1)
     if pixels:
-        return tw, th, (tw - cw) // 2, (th - chh) // 2, cw, chh
+        # round() with ties to even, as PIL's ImageOps.pad places the picture
+        return tw, th, round((tw - cw) * 0.5), round((th - chh) * 0.5), cw, chh
     return cw, chh, 0, 0, cw, chh
 
 
@@ -87,7 +88,7 @@ def case(name, w, h, ch, tw, th, pixels, seed):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    case("rgb", 157, 111, 3, 64, 64, True, 1)     # padded: content 64x45 at 0,9
+    case("rgb", 157, 111, 3, 64, 64, True, 1)     # padded: content 64x45 at 0,10 (slack 19)
     case("gray", 130, 170, 1, 65, 85, False, 3)   # 50%: content 65x85, no padding
 
 

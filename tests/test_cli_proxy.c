@@ -527,6 +527,24 @@ TEST(cli_proxy_errors_are_one_line_and_leave_nothing)
         CHECKF(test_dir_count(test_tmpdir()) == before, "case %d left a file", k);
         CHECK_EQ(test_dir_count(test_tmp("ro")), 0);
     }
+    /* A delta name too long for the file system: nothing of the split is
+     * left, not even the proxy computed first. */
+    char longname[600];
+    memset(longname, 'x', 300);
+    strcpy(longname + 300, ".png");
+    char longpath[1200];
+    snprintf(longpath, sizeof longpath, "%s/%s", test_tmpdir(), longname);
+    CHECK(unlink(test_tmp("o_proxy.png")) == 0 && unlink(test_tmp("o_proxy_metadata.txt")) == 0);
+    before = test_dir_count(test_tmpdir());
+    int rc = run("split-with-processed", test_tmp("o.png"), test_tmp("p.png"), "64", "64",
+                 "--delta_image", longpath, NULL);
+    CHECKF(rc == 1 && one_line(err_), "rc %d: %s", rc, err_);
+    CHECKF(test_dir_count(test_tmpdir()) == before, "a partial output was left: %d files",
+           test_dir_count(test_tmpdir()));
+    /* A template without %o is a usage error before any work. */
+    rc = run("merge", test_tmp("o.png"), test_tmp("o_proxy_delta.png"), "--upscale_method",
+             "cmd(cp %i)", NULL);
+    CHECKF(rc == 2 && one_line(err_) && strstr(err_, "%o"), "rc %d: %s", rc, err_);
     /* --force allows replacing the original, atomically. */
     CHECKF(run("merge", test_tmp("o.png"), test_tmp("o_proxy_delta.png"), "--output_image",
                test_tmp("o.png"), "--force", NULL) == 0, "%s", err_);
@@ -572,6 +590,15 @@ TEST(cli_batch_split_patterns_skip_and_summarise)
     rc = run("batch-split", p1, p2, "50%", "50%", NULL);
     CHECKF(rc == 0 && strstr(out_, "1 proxies written, 1 skipped"), "rc %d: %s %s", rc, out_, err_);
     CHECK(strstr(err_, "already written"));
+    /* A pattern reaching out with '..' never writes outside --out-dir, and a
+     * trailing '**' means every file below. */
+    CHECK(mkdir(test_tmp("out2"), 0755) == 0);
+    snprintf(pattern, sizeof pattern, "%s/./../a/b/c/*.tif", test_tmp("a"));
+    rc = run("batch-split", pattern, "32", "32", "--out-dir", test_tmp("out2"), NULL);
+    CHECKF(rc == 0 && test_file_exists(test_tmp("out2/z_proxy.png")), "rc %d: %s %s", rc, out_, err_);
+    snprintf(pattern, sizeof pattern, "%s/**", test_tmp("a/b/c"));
+    rc = run("batch-split", pattern, "32", "32", "--out-dir", test_tmp("out2"), NULL);
+    CHECKF(rc == 0 && strstr(out_, "1 proxies written"), "rc %d: %s %s", rc, out_, err_);
     /* Nothing matches: an error. */
     snprintf(pattern, sizeof pattern, "%s/**/*.webp", test_tmp("a"));
     rc = run("batch-split", pattern, "32", "32", NULL);

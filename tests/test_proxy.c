@@ -35,10 +35,12 @@ TEST(proxy_plan_fits_centres_and_pads)
     /* Unequal percentages: the smaller binds, no padding. */
     CHECK_OK(upres_proxy_plan(4000, 3000, pc(50), pc(25), &g));
     CHECK(g.proxy_width == 1000 && g.proxy_height == 750);
-    /* Odd slack: the extra pixel goes right/bottom. */
+    /* Odd slack: round(slack / 2) with ties to even, as ImageOps.pad. */
     CHECK_OK(upres_proxy_plan(1000, 333, px(100), px(100), &g));
-    CHECK(g.content_width == 100 && g.content_height == 33 && g.content_y == 33);
-    CHECK_EQ(g.proxy_height - g.content_y - g.content_height, 34);
+    CHECK(g.content_width == 100 && g.content_height == 33 && g.content_y == 34);
+    CHECK_EQ(g.proxy_height - g.content_y - g.content_height, 33);
+    CHECK_OK(upres_proxy_plan(1000, 350, px(100), px(100), &g)); /* slack 65 */
+    CHECK(g.content_height == 35 && g.content_y == 32);
     /* Extreme aspect: at least one pixel. */
     CHECK_OK(upres_proxy_plan(60000, 1, px(64), px(64), &g));
     CHECK(g.content_width == 64 && g.content_height == 1);

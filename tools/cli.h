@@ -195,8 +195,11 @@ typedef struct cli_paths {
 /* Appends the files matching `pattern` (sorted, no duplicates): '*', '?' and
  * '[...]' match within a name (a leading '.' only explicitly), '**' matches
  * any number of folders (hidden folders and links to folders are not
- * entered). Folders are never listed. Returns 0 when out of memory. */
-int cli_expand_pattern(const char *pattern, cli_paths *out);
+ * entered); a trailing '**' means every file below. Folders are never listed.
+ * `root` (may be NULL) receives the folder the walk started from: the
+ * pattern's leading literal folders with "." components dropped ("." when
+ * none); matches start with it. Returns 0 when out of memory. */
+int cli_expand_pattern(const char *pattern, cli_paths *out, char *root, size_t root_cap);
 void cli_paths_free(cli_paths *l);
 
 /* Monotonic seconds. */

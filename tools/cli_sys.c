@@ -162,11 +162,11 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cli_expand_pattern(const char *pattern, cli_paths *out)
+int cli_expand_pattern(const char *pattern, cli_paths *out, char *root_out, size_t root_cap)
 {
     size_t len = strlen(pattern);
     char *copy = malloc(len + 1);
-    char **comp = malloc((len / 2 + 2) * sizeof *comp);
+    char **comp = malloc((len / 2 + 3) * sizeof *comp);
     if (!copy || !comp) {
         free(copy);
         free(comp);
@@ -176,6 +176,9 @@ int cli_expand_pattern(const char *pattern, cli_paths *out)
     int n = 0;
     for (char *s = strtok(copy, "/"); s; s = strtok(NULL, "/"))
         if (strcmp(s, ".") != 0) comp[n++] = s;
+    /* A trailing '**' means every file below. */
+    static char star[] = "*";
+    if (n > 0 && !strcmp(comp[n - 1], "**")) comp[n++] = star;
     /* The literal leading folders are the root of the walk. */
     char root[4096] = ".";
     int first = 0;
@@ -186,11 +189,13 @@ int cli_expand_pattern(const char *pattern, cli_paths *out)
         strcpy(root, next);
         first++;
     }
+    if (root_out) snprintf(root_out, root_cap, "%s", root);
     size_t before = out->n;
     int ok = n > 0 ? walk(out, root, comp, first, n, 0) : 1;
     free(copy);
     free(comp);
     if (!ok) return 0;
+    if (out->n == before) return 1;
     qsort(out->v + before, out->n - before, sizeof *out->v, cmp_str);
     /* `**` can reach a file along two routes ("**" then "**"). */
     size_t w = before;

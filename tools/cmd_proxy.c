@@ -349,6 +349,65 @@ static int plan_names(const char *input, const char *out_dir, const split_opts *
     return CLI_OK;
 }
 
+/* Writes the outputs of one split as a group: each to a temporary name in
+ * its folder first, then all renamed into place, so a failure (disk full,
+ * a name too long, Ctrl-C) leaves none of them and keeps older files. Entry
+ * 1 is the metadata, the others images (NULL entries are skipped). */
+static int write_outputs(cli_global *g, upres_ctx *ctx, const upres_image *const *imgs,
+                         const upres_proxy_metadata *meta, const char *const *paths, int n)
+{
+    char tmp[4][PATH_MAX + 96];
+    int made = 0, rc = CLI_OK;
+    char p[512];
+    for (int i = 0; i < n && rc == CLI_OK; i++) {
+        if (!paths[i]) continue;
+        for (int j = 0; j < i; j++)
+            if (paths[j] && !strcmp(paths[i], paths[j]))
+                rc = cli_fail("two outputs would be named '%s'; choose another --delta_image",
+                              cli_clean(paths[i], p, sizeof p));
+    }
+    for (int i = 0; i < n && rc == CLI_OK; i++) {
+        if (!paths[i]) continue;
+        snprintf(tmp[i], sizeof tmp[i], "%s.upres-part", paths[i]);
+        void *buf = NULL;
+        size_t size = 0;
+        int st;
+        if (i == 1) {
+            char *text = NULL;
+            st = upres_proxy_metadata_format(meta, &text, &size);
+            buf = text;
+        } else {
+            upres_encode_desc ed = upres_encode_desc_defaults();
+            ed.format = UPRES_FORMAT_PNG;
+            char status[600];
+            snprintf(status, sizeof status, "writing '%s'", cli_clean(paths[i], p, sizeof p));
+            cli_progress_status(status, 0);
+            st = upres_encode(ctx, imgs[i], &ed, &buf, &size);
+        }
+        if (st == UPRES_OK && cli_interrupted()) st = UPRES_ERR_CANCELLED;
+        if (st == UPRES_OK) st = upres_write_file_atomic(ctx, tmp[i], buf, size);
+        free(buf);
+        if (st != UPRES_OK) {
+            rc = cli_report(ctx, st, "write", paths[i]);
+            break;
+        }
+        made |= 1 << i;
+    }
+    for (int i = 0; i < n && rc == CLI_OK; i++)
+        if (made & (1 << i)) {
+            if (rename(tmp[i], paths[i]) != 0) {
+                rc = cli_fail("cannot write '%s': %s; check the folder", cli_clean(paths[i], p, sizeof p),
+                              strerror(errno));
+                break;
+            }
+            made &= ~(1 << i);
+        }
+    for (int i = 0; i < n; i++)
+        if (made & (1 << i)) unlink(tmp[i]);
+    (void)g;
+    return rc;
+}
+
 /* Splits `input`; with `processed`, also writes the delta(s). `quiet_load`
  * makes read failures of INPUT return CLI_USAGE+1 (batch: "skip") after
  * printing a warning instead of an error. */
@@ -452,18 +511,21 @@ static int split_one(cli_global *g, upres_ctx *ctx, const char *input, const cha
         meta.filter = (upres_filter)o->filter;
         meta.geom = geom;
     }
-    upres_encode_desc ed = upres_encode_desc_defaults();
-    ed.format = UPRES_FORMAT_PNG;
-    if (rc == CLI_OK) rc = cli_save(g, ctx, proxy, names.proxy, &ed);
     if (rc == CLI_OK) {
         char real[PATH_MAX];
-        snprintf(meta.proxy_path, sizeof meta.proxy_path, "%s",
-                 realpath(names.proxy, real) ? real : names.proxy);
-        st = upres_proxy_metadata_save(ctx, names.meta, &meta);
-        if (st) rc = cli_report(ctx, st, "write", names.meta);
+        /* The proxy's final name exists after the commit below; its folder
+         * does now. */
+        char pdir[PATH_MAX];
+        snprintf(meta.proxy_path, sizeof meta.proxy_path, "%s", names.proxy);
+        if (realpath(names.dir, pdir)) {
+            snprintf(real, sizeof real, "%s/%s_proxy.png", pdir, names.stem);
+            snprintf(meta.proxy_path, sizeof meta.proxy_path, "%s", real);
+        }
+        const upres_image *imgs[4] = {proxy, NULL, delta, refined};
+        const char *paths[4] = {names.proxy, names.meta, delta ? names.delta : NULL,
+                                refined ? names.refined : NULL};
+        rc = write_outputs(g, ctx, imgs, &meta, paths, 4);
     }
-    if (rc == CLI_OK && delta) rc = cli_save(g, ctx, delta, names.delta, &ed);
-    if (rc == CLI_OK && refined) rc = cli_save(g, ctx, refined, names.refined, &ed);
     if (rc == CLI_OK) {
         cli_note(g, "%s: %ux%u proxy of %ux%u '%s' (content %ux%u at %u,%u)",
                  cli_clean(names.proxy, p, sizeof p), geom.proxy_width, geom.proxy_height,
@@ -524,18 +586,6 @@ int cli_split_processed_main(cli_global *g, int argc, char **argv)
 
 /* ---- batch-split ----------------------------------------------------------- */
 
-/* The fixed leading folders of a pattern ("" when it starts with a
- * wildcard component). */
-static void pattern_root(const char *pattern, char *out, size_t cap)
-{
-    size_t keep = 0;
-    for (size_t i = 0; pattern[i]; i++) {
-        if (strchr("*?[", pattern[i])) break;
-        if (pattern[i] == '/') keep = i + 1;
-    }
-    snprintf(out, cap, "%.*s", (int)keep, pattern);
-}
-
 static int is_own_output(const char *path)
 {
     char stem[NAME_MAX + 1];
@@ -592,9 +642,8 @@ int cli_batch_split_main(cli_global *g, int argc, char **argv)
     size_t *owner = NULL;
     for (int i = 0; rc == CLI_OK && i < nops - 2; i++) {
         size_t before = files.n;
-        if (!cli_expand_pattern(ops[i], &files)) rc = cli_fail("out of memory");
         char root[PATH_MAX];
-        pattern_root(ops[i], root, sizeof root);
+        if (!cli_expand_pattern(ops[i], &files, root, sizeof root)) rc = cli_fail("out of memory");
         roots[i] = strdup(root);
         size_t *no = realloc(owner, (files.n ? files.n : 1) * sizeof *owner);
         if (!no || !roots[i]) {
@@ -615,7 +664,7 @@ int cli_batch_split_main(cli_global *g, int argc, char **argv)
     cli_paths written = {0};
     for (size_t k = 0; rc == CLI_OK && k < files.n; k++) {
         const char *f = files.v[k];
-        char p[512];
+        char p[512], buf[512];
         cli_progress_cb(NULL, "batch", k, files.n);
         if (cli_interrupted()) {
             rc = cli_report(ctx, UPRES_ERR_CANCELLED, "finish the batch at", f);
@@ -631,7 +680,20 @@ int cli_batch_split_main(cli_global *g, int argc, char **argv)
             /* Recreate the folders below the pattern's fixed part, so equal
              * names in different folders do not collide. */
             const char *root = roots[owner[k]];
-            const char *rel = f + (strncmp(f, root, strlen(root)) == 0 ? strlen(root) : 0);
+            size_t rl = strlen(root);
+            const char *rel = !strcmp(root, ".") ? f
+                              : !strcmp(root, "/") ? f + 1
+                              : (!strncmp(f, root, rl) && f[rl] == '/') ? f + rl + 1 : NULL;
+            /* Never write outside DIR ("..", absolute). */
+            int escapes = !rel || rel[0] == '/' || !strncmp(rel, "../", 3) || strstr(rel, "/../");
+            if (escapes) {
+                cli_progress_clear();
+                fprintf(stderr, "upres: cannot place the proxy of '%s' inside '%s'; use a "
+                                "pattern without '..'\n",
+                        cli_clean(f, p, sizeof p), cli_clean(o.out_dir, buf, sizeof buf));
+                failed++;
+                continue;
+            }
             char rdir[PATH_MAX];
             dir_of(rel, rdir, sizeof rdir);
             if (!strcmp(rdir, "."))
@@ -708,6 +770,10 @@ static int parse_method(const char *cmd, const char *v, upres_delta_upscale *u, 
         if (!*owned) return cli_fail("out of memory");
         memcpy(*owned, v + 4, n - 5);
         (*owned)[n - 5] = 0;
+        if (!strstr(*owned, "%i") || !strstr(*owned, "%o"))
+            return cli_usage_error(cmd, "external upscale method '%s' needs %%i (input file) and "
+                                        "%%o (output file), e.g. \"cmd(tool -i %%i -o %%o)\"",
+                                   cli_clean(v, buf, sizeof buf));
         u->command = *owned;
         return CLI_OK;
     }
@@ -965,8 +1031,9 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
         md.delta = delta;
         md.refined = refined;
         double t0 = cli_now();
+        /* An interrupt after the output was renamed into place is moot:
+         * the file is complete, so success is reported. */
         int st = upres_proxy_merge(ctx, &md);
-        if (st == UPRES_OK && cli_interrupted()) st = UPRES_ERR_CANCELLED;
         if (st == UPRES_ERR_EXTERNAL || st == UPRES_ERR_TIMEOUT) {
             char d[700];
             rc = cli_fail("the external upscaler failed on the delta of '%s': %s; check the "
@@ -974,6 +1041,10 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
                           cli_clean(original, p, sizeof p),
                           cli_clean(upres_ctx_error(ctx), d, sizeof d),
                           st == UPRES_ERR_TIMEOUT ? " or raise --cmd-timeout" : "");
+        } else if (st == UPRES_ERR_INVALID_ARG && md.upscale.command) {
+            char d[700];
+            rc = cli_fail("cannot use the external upscaler: %s; check the cmd(...) template",
+                          cli_clean(upres_ctx_error(ctx), d, sizeof d));
         } else if (st) {
             rc = cli_report(ctx, st, "merge into", output);
         } else {

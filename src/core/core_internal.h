@@ -47,6 +47,10 @@ int upres__parallel_for(upres_ctx *ctx, const char *what, uint64_t n, uint64_t c
  * to stop, else UPRES_OK. */
 int upres__progress(upres_ctx *ctx, const char *what, uint64_t done, uint64_t total);
 
+/* 1 when a proxy geometry is consistent (sides 1..65535, content box inside
+ * the canvas); defined in src/proxy. */
+int upres__proxy_geom_valid(const upres_proxy_geometry *g);
+
 /* SHA-256 of a memory block as 64 lowercase hex digits + NUL. */
 void upres__sha256_hex(const void *data, size_t size, char hex[65]);
 

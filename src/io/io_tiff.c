@@ -655,9 +655,12 @@ static int tiff_rows_read(upres__rowdec *d, uint8_t *dst, size_t stride, uint32_
     for (uint32_t i = 0; i < rows; i++, r->y++) {
         uint8_t *out = dst + (size_t)i * stride;
         if (r->scanline) {
-            if (TIFFReadScanline(r->tif, out, r->y, 0) < 0)
+            /* Through r->band (one line): postprocess needs aligned samples,
+             * the caller's rows need not be. */
+            if (TIFFReadScanline(r->tif, r->band, r->y, 0) < 0)
                 return tiff_corrupt(r->ctx, &r->s, "reading a line");
-            postprocess(out, line, 1, &r->L);
+            postprocess(r->band, line, 1, &r->L);
+            memcpy(out, r->band, line);
             continue;
         }
         if (r->y >= r->band_y + r->band_n) {
@@ -704,12 +707,12 @@ int upres__tiff_rows_open(upres_ctx *ctx, FILE *f, int apply_orientation, upres_
         /* Only contiguous strips can be read a line at a time in order. */
         if (r->b.tiled || r->b.sep) goto whole;
         r->scanline = 1;
-    } else {
-        r->band = malloc(band_bytes);
-        if (!r->band) {
-            st = upres__fail(ctx, UPRES_ERR_NOMEM, "TIFF: band of %zu bytes", band_bytes);
-            goto fail;
-        }
+        band_bytes = r->b.out_line;
+    }
+    r->band = malloc(band_bytes);
+    if (!r->band) {
+        st = upres__fail(ctx, UPRES_ERR_NOMEM, "TIFF: band of %zu bytes", band_bytes);
+        goto fail;
     }
     if ((st = tiff_get_icc(ctx, r->tif, &r->base.icc, &r->base.icc_size)) != UPRES_OK) goto fail;
     info->frames = tiff_frames(r->tif);

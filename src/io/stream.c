@@ -370,14 +370,33 @@ int upres_writer_write(upres_writer *w, const void *src, size_t stride, uint32_t
         batch.data = (void *)(uintptr_t)src; /* read only: convert and the encoders take const */
         batch.orientation = 1;
         upres_image *conv = NULL;
+        uint8_t *aligned = NULL;
         st = UPRES_OK;
         if (w->tdepth != batch.depth || w->tchannels != batch.channels) {
-            st = upres_image_convert(&batch, w->tdepth, w->tchannels, w->desc.background, &conv);
-            if (st != UPRES_OK)
-                st = upres__fail(ctx, st, "converting for %s", upres_format_name(w->desc.format));
+            /* The conversion reads samples as their type: the caller's rows
+             * need not be aligned for that, a packed copy is. */
+            size_t bps = upres_depth_bytes(batch.depth);
+            if (bps > 1 && ((uintptr_t)src % bps || stride % bps)) {
+                aligned = malloc(w->row_bytes * rows);
+                if (!aligned) {
+                    st = upres__fail(ctx, UPRES_ERR_NOMEM, "copying %u rows", rows);
+                } else {
+                    for (uint32_t i = 0; i < rows; i++)
+                        memcpy(aligned + (size_t)i * w->row_bytes,
+                               (const uint8_t *)src + (size_t)i * stride, w->row_bytes);
+                    batch.data = aligned;
+                    batch.stride = w->row_bytes;
+                }
+            }
+            if (st == UPRES_OK) {
+                st = upres_image_convert(&batch, w->tdepth, w->tchannels, w->desc.background, &conv);
+                if (st != UPRES_OK)
+                    st = upres__fail(ctx, st, "converting for %s", upres_format_name(w->desc.format));
+            }
         }
         if (st == UPRES_OK) st = w->enc->write(w->enc, conv ? conv : &batch);
         upres_image_free(conv);
+        free(aligned);
     }
     if (st != UPRES_OK) {
         w->fail_status = st;

@@ -92,6 +92,13 @@ static int dsrc_init(upres_ctx *ctx, dsrc *s, const upres_image *delta,
         /* Read the result in the delta's encoding: same depth (the offset
          * depends on it); alpha only if the delta had one and the tool kept
          * it (a dropped alpha means "alpha unchanged", not "opaque"). */
+        if (delta->depth == UPRES_U16 && res->depth == UPRES_U8) {
+            /* 32768 would come back as 128 = +1 level everywhere. */
+            upres_image_free(res);
+            return upres__fail(ctx, UPRES_ERR_EXTERNAL,
+                               "the tool returned an 8-bit image for a 16-bit delta, which would "
+                               "shift every pixel; use an 8-bit delta (--depth 8) with this tool");
+        }
         int rc = res->channels >= 3 ? 3 : 1;
         int ra = (res->channels == 2 || res->channels == 4) && s->alpha;
         uint32_t want = (uint32_t)rc + (ra ? 1u : 0u);
@@ -299,6 +306,13 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
     upres_proxy_geometry g;
     if (desc->geom) {
         g = *desc->geom;
+        if (!upres__proxy_geom_valid(&g)) {
+            st = upres__fail(ctx, UPRES_ERR_INVALID_ARG,
+                             "merge: the content box %ux%u at %u,%u does not fit the %ux%u proxy",
+                             g.content_width, g.content_height, g.content_x, g.content_y,
+                             g.proxy_width, g.proxy_height);
+            goto done;
+        }
         if (g.original_width != L.width || g.original_height != L.height) {
             st = upres__fail(ctx, UPRES_ERR_INVALID_ARG,
                              "the metadata is for a %ux%u original but this one is %ux%u",
@@ -342,7 +356,8 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
             if (n > J.tmp_floats) J.tmp_floats = n;
         }
     }
-    const uint32_t strip = desc->strip_rows ? desc->strip_rows : DEFAULT_STRIP;
+    uint32_t strip = desc->strip_rows ? desc->strip_rows : DEFAULT_STRIP;
+    if (strip > L.height) strip = L.height;
     const size_t bps = upres_depth_bytes(L.depth);
     J.in_stride = (size_t)L.width * L.channels * bps;
     J.out_stride = (size_t)L.width * J.out_ch * bps;
@@ -350,6 +365,10 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
     if (!upres__mul_size(J.in_stride, strip, &in_bytes) ||
         !upres__mul_size(J.out_stride, strip, &out_bytes)) {
         st = upres__fail(ctx, UPRES_ERR_OVERFLOW, "merge: strip size overflows");
+        goto done;
+    }
+    if (in_bytes + out_bytes > upres__limits(ctx)->max_memory_bytes) {
+        st = upres__fail(ctx, UPRES_ERR_LIMIT, "merge: strips of %u rows exceed the memory limit", strip);
         goto done;
     }
     inbuf = malloc(in_bytes);

@@ -30,6 +30,14 @@ static uint64_t target_pixels(uint32_t side, upres_proxy_dim d)
     return (uint64_t)d.value;
 }
 
+/* Offset of the content in `slack` pixels of padding: round(slack / 2) with
+ * ties to even, as Python's round() in PIL's ImageOps.pad (imgproxyproc's
+ * padding), so proxies and recomputed content boxes agree with its files. */
+static uint32_t centre_offset(uint64_t slack)
+{
+    return (uint32_t)(slack / 2 + ((slack & 3) == 3 ? 1 : 0));
+}
+
 int upres_proxy_plan(uint32_t width, uint32_t height, upres_proxy_dim tw, upres_proxy_dim th,
                      upres_proxy_geometry *out)
 {
@@ -57,8 +65,8 @@ int upres_proxy_plan(uint32_t width, uint32_t height, upres_proxy_dim tw, upres_
     if (!tw.percent && !th.percent) {
         out->proxy_width = (uint32_t)TW;
         out->proxy_height = (uint32_t)TH;
-        out->content_x = (uint32_t)((TW - cw) / 2);
-        out->content_y = (uint32_t)((TH - ch) / 2);
+        out->content_x = centre_offset(TW - cw);
+        out->content_y = centre_offset(TH - ch);
     } else {
         out->proxy_width = (uint32_t)cw;
         out->proxy_height = (uint32_t)ch;
@@ -67,7 +75,7 @@ int upres_proxy_plan(uint32_t width, uint32_t height, upres_proxy_dim tw, upres_
 }
 
 /* Checks the internal consistency of a geometry. */
-static int geom_valid(const upres_proxy_geometry *g)
+int upres__proxy_geom_valid(const upres_proxy_geometry *g)
 {
     return g->original_width >= 1 && g->original_height >= 1 && g->proxy_width >= 1 &&
            g->proxy_height >= 1 && g->content_width >= 1 && g->content_height >= 1 &&
@@ -139,7 +147,7 @@ int upres_proxy_metadata_format(const upres_proxy_metadata *m, char **text, size
     if (!text) return UPRES_ERR_INVALID_ARG;
     *text = NULL;
     if (size) *size = 0;
-    if (!m || !geom_valid(&m->geom)) return UPRES_ERR_INVALID_ARG;
+    if (!m || !upres__proxy_geom_valid(&m->geom)) return UPRES_ERR_INVALID_ARG;
     const upres_proxy_geometry *g = &m->geom;
     strbuf b = {0};
     sb_printf(&b, "# upres proxy metadata: key=value lines, see docs/proxy.md\n");
@@ -345,7 +353,7 @@ int upres_proxy_metadata_parse(upres_ctx *ctx, const char *text, size_t size,
         g->content_y = (uint32_t)num[K_CY];
         g->content_width = (uint32_t)num[K_CW];
         g->content_height = (uint32_t)num[K_CH];
-        if (!geom_valid(g))
+        if (!upres__proxy_geom_valid(g))
             return upres__fail(ctx, UPRES_ERR_CORRUPT,
                                "metadata: content box %ux%u at %u,%u does not fit the %ux%u proxy",
                                g->content_width, g->content_height, g->content_x, g->content_y,
@@ -411,7 +419,7 @@ int upres_proxy_make(upres_ctx *ctx, const upres_image *orig, const upres_proxy_
     upres__clear_error(ctx);
     if (!out) return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "proxy: NULL output");
     *out = NULL;
-    if (!orig || !g || !geom_valid(g) || (depth != UPRES_U8 && depth != UPRES_U16))
+    if (!orig || !g || !upres__proxy_geom_valid(g) || (depth != UPRES_U8 && depth != UPRES_U16))
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "proxy: invalid argument");
     if (orig->width != g->original_width || orig->height != g->original_height)
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG,
