@@ -200,6 +200,8 @@ typedef struct cli_paths {
  * pattern's leading literal folders with "." components dropped ("." when
  * none); matches start with it. Returns 0 when out of memory. */
 int cli_expand_pattern(const char *pattern, cli_paths *out, char *root, size_t root_cap);
+/* Appends a copy of `path`; 0 when out of memory. */
+int cli_paths_add(cli_paths *l, const char *path);
 void cli_paths_free(cli_paths *l);
 
 /* Monotonic seconds. */

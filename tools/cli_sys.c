@@ -72,7 +72,7 @@ static int has_magic(const char *s)
     return 0;
 }
 
-static int list_add(cli_paths *l, const char *path)
+int cli_paths_add(cli_paths *l, const char *path)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
@@ -134,7 +134,7 @@ static int walk(cli_paths *l, const char *dir, char **comp, int i, int n, int de
         if (!join(path, sizeof path, dir, c)) return 1;
         if (last) {
             struct stat sb;
-            return stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) ? list_add(l, path) : 1;
+            return stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode) ? cli_paths_add(l, path) : 1;
         }
         return is_dir(path) ? walk(l, path, comp, i + 1, n, depth + 1) : 1;
     }
@@ -148,7 +148,7 @@ static int walk(cli_paths *l, const char *dir, char **comp, int i, int n, int de
         if (!join(path, sizeof path, dir, e->d_name)) continue;
         if (last) {
             struct stat sb;
-            if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) ok = list_add(l, path);
+            if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) ok = cli_paths_add(l, path);
         } else if (is_dir(path)) {
             ok = walk(l, path, comp, i + 1, n, depth + 1);
         }

@@ -353,7 +353,7 @@ static int plan_names(const char *input, const char *out_dir, const split_opts *
  * its folder first, then all renamed into place, so a failure (disk full,
  * a name too long, Ctrl-C) leaves none of them and keeps older files. Entry
  * 1 is the metadata, the others images (NULL entries are skipped). */
-static int write_outputs(cli_global *g, upres_ctx *ctx, const upres_image *const *imgs,
+static int write_outputs(upres_ctx *ctx, const upres_image *const *imgs,
                          const upres_proxy_metadata *meta, const char *const *paths, int n)
 {
     char tmp[4][PATH_MAX + 96];
@@ -404,7 +404,6 @@ static int write_outputs(cli_global *g, upres_ctx *ctx, const upres_image *const
         }
     for (int i = 0; i < n; i++)
         if (made & (1 << i)) unlink(tmp[i]);
-    (void)g;
     return rc;
 }
 
@@ -524,7 +523,7 @@ static int split_one(cli_global *g, upres_ctx *ctx, const char *input, const cha
         const upres_image *imgs[4] = {proxy, NULL, delta, refined};
         const char *paths[4] = {names.proxy, names.meta, delta ? names.delta : NULL,
                                 refined ? names.refined : NULL};
-        rc = write_outputs(g, ctx, imgs, &meta, paths, 4);
+        rc = write_outputs(ctx, imgs, &meta, paths, 4);
     }
     if (rc == CLI_OK) {
         cli_note(g, "%s: %ux%u proxy of %ux%u '%s' (content %ux%u at %u,%u)",
@@ -592,19 +591,6 @@ static int is_own_output(const char *path)
     stem_of(path, stem, sizeof stem);
     return ends_with(stem, "_proxy") || ends_with(stem, "_proxy_delta") ||
            ends_with(stem, "_proxy_delta_refined") || ends_with(path, "_proxy_metadata.txt");
-}
-
-static int paths_add(cli_paths *l, const char *path)
-{
-    char *copy = strdup(path);
-    char **v = copy ? realloc(l->v, (l->n + 1) * sizeof *v) : NULL;
-    if (!v) {
-        free(copy);
-        return 0;
-    }
-    l->v = v;
-    l->v[l->n++] = copy;
-    return 1;
 }
 
 /* mkdir -p of `dir` (mode 0777 & umask). */
@@ -732,7 +718,7 @@ int cli_batch_split_main(cli_global *g, int argc, char **argv)
             if (cli_interrupted()) rc = CLI_FAIL;
         } else {
             done++;
-            if (!paths_add(&written, nm.proxy)) rc = cli_fail("out of memory");
+            if (!cli_paths_add(&written, nm.proxy)) rc = cli_fail("out of memory");
         }
     }
     if (ctx) {

@@ -398,7 +398,9 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
         st = upres_reader_read(rd, inbuf, J.in_stride, n);
         if (st) goto done;
         J.y0 = y;
-        st = upres__parallel_for(ctx, NULL, n, 4, merge_rows, &J);
+        /* One chunk per thread: each chunk allocates its scratch once. */
+        uint64_t chunk = (n + (uint64_t)upres_ctx_threads(ctx) - 1) / (uint64_t)upres_ctx_threads(ctx);
+        st = upres__parallel_for(ctx, NULL, n, chunk, merge_rows, &J);
         if (!st && atomic_load(&J.failed)) st = upres__fail(ctx, UPRES_ERR_NOMEM, "merge: out of memory");
         if (st) goto done;
         st = upres_writer_write(wr, outbuf, J.out_stride, n);
