@@ -3,7 +3,7 @@
 #   make check      build and run the whole test suite
 #   make asan       the same suite under AddressSanitizer + UBSan (in build-asan/)
 #   make bench      speed comparisons (bench/), not part of the tests
-#   make demo       generate a sample image and upscale it (the README's first command)
+#   make demo       generate a sample image and upscale it 4x with an AI model (the README's first command)
 #   make fuzz       libFuzzer targets (needs clang)
 
 CC      ?= cc
@@ -70,7 +70,9 @@ asan:
 demo: all $(BUILD)/make_sample
 	$(BUILD)/make_sample $(BUILD)/sample.png
 	$(BUILD)/upres info $(BUILD)/sample.png
-	$(BUILD)/upres resize $(BUILD)/sample.png $(BUILD)/sample-x4.png --scale 4 --filter lanczos3
+	$(BUILD)/upres resize $(BUILD)/sample.png $(BUILD)/sample-lanczos-x4.png --scale 4 --filter lanczos3
+	UPRES_MODEL_PATH="$$UPRES_MODEL_PATH:$(UPRES_SHARED)/models" \
+	  $(BUILD)/upres upscale $(BUILD)/sample.png -o $(BUILD)/sample-x4.png -s 4 -v
 	$(BUILD)/upres info $(BUILD)/sample-x4.png
 
 bench: all
@@ -82,7 +84,10 @@ fuzz:
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libupres.a
 	clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude fuzz/fuzz_decode.c \
 	  build-fuzz/libupres.a $(PKG_LIBS) -pthread -lm -o build-fuzz/fuzz_decode
+	clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc fuzz/fuzz_model.c \
+	  build-fuzz/libupres.a $(PKG_LIBS) -pthread -lm -o build-fuzz/fuzz_model
 	@echo "run: mkdir -p build-fuzz/corpus && build-fuzz/fuzz_decode -max_total_time=60 build-fuzz/corpus tests/fixtures/io"
+	@echo "     mkdir -p build-fuzz/models && build-fuzz/fuzz_model -max_total_time=60 build-fuzz/models"
 
 clean:
 	rm -rf build build-asan build-fuzz

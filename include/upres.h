@@ -68,6 +68,7 @@ typedef struct upres_limits {
     size_t max_metadata_bytes;   /* ICC profile, EXIF block, each; default 16 MiB */
     uint64_t max_file_bytes;     /* size of an input file read into memory; default 4 GiB */
     uint64_t max_memory_bytes;   /* one pixel buffer; default 16 GiB */
+    uint64_t max_model_bytes;    /* a model file, and the tensors it declares; default 2 GiB */
 } upres_limits;
 
 upres_limits upres_limits_defaults(void);
@@ -563,6 +564,80 @@ upres_merge_desc upres_merge_desc_defaults(void);
  * upres_reader). Progress: ("merge", rows done, rows).
  */
 int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc);
+
+/* ------------------------------------------------------------------------ */
+/* AI models                                                                 */
+
+/* A loaded super-resolution / restoration network. Opaque. One upscale at a
+ * time per model (it holds its planned buffers); load a model once per
+ * thread to run several concurrently. */
+typedef struct upres_model upres_model;
+
+typedef struct upres_model_info {
+    char name[128];       /* file name without extension */
+    char format[16];      /* "pth", "safetensors", "ncnn" */
+    char arch[48];        /* "RRDBNet", "SRVGGNetCompact", "waifu2x-cunet", "RealCUGAN-se", ... */
+    int scale;            /* output side / input side of the network */
+    int channels;         /* 3 (RGB) or 1 (gray) colour channels the network takes */
+    uint64_t params;      /* parameter count */
+    int context;          /* suggested tile padding, input pixels */
+} upres_model_info;
+
+/*
+ * Loads a model file. The format is judged from the bytes, never the name:
+ * PyTorch .pth/.pt (zip or legacy), .safetensors, or an ncnn .param (its .bin
+ * is the file with the same stem; a .bin path finds its .param). The
+ * architecture is recognised from tensor names and shapes. Files are
+ * untrusted: a pickle is read by a restricted reader that executes nothing.
+ * Size bounded by limits.max_model_bytes. Errors: UPRES_ERR_IO,
+ * UPRES_ERR_UNKNOWN_FORMAT, UPRES_ERR_CORRUPT, UPRES_ERR_UNSUPPORTED (an
+ * architecture or pickle feature we do not handle; the ctx detail names it),
+ * UPRES_ERR_LIMIT. On error *out is NULL.
+ */
+int upres_model_load(upres_ctx *ctx, const char *path, upres_model **out);
+void upres_model_free(upres_model *m); /* NULL is safe */
+void upres_model_get_info(const upres_model *m, upres_model_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Upscaling                                                                 */
+
+typedef enum upres_color_mode {
+    UPRES_COLOR_RGB = 0,  /* R, G, B through the network */
+    UPRES_COLOR_LUMA      /* only luma through the network (as Y,Y,Y); chroma
+                             upscaled bicubic; colours cannot drift */
+} upres_color_mode;
+
+typedef enum upres_alpha_mode {
+    UPRES_ALPHA_LANCZOS = 0, /* alpha resized by lanczos3 */
+    UPRES_ALPHA_MODEL        /* alpha through the network as gray */
+} upres_alpha_mode;
+
+typedef struct upres_upscale_desc {
+    /* Output size. width and height both 0: input * scale; only one 0: kept
+     * in proportion. scale 0 = the model's scale (2 with no model). */
+    uint32_t width, height;
+    double scale;
+    uint32_t tile;            /* tile side in input pixels; 0 = from memory_bytes */
+    int tile_pad;             /* context on each tile side, input pixels;
+                                 -1 (default) = the model's suggestion */
+    uint64_t memory_bytes;    /* budget for choosing the tile; 0 = a quarter of RAM */
+    upres_color_mode color;
+    upres_alpha_mode alpha;
+} upres_upscale_desc;
+
+upres_upscale_desc upres_upscale_desc_defaults(void);
+
+/*
+ * Upscales `in` with `model` (NULL = lanczos3 only) into a new image of the
+ * requested size. The network runs on overlapping tiles whose results are
+ * blended with feathered weights; image borders are mirror-padded. The
+ * network's result is then resized with lanczos3 to the exact size when it
+ * differs. Gray images run as RGB and come back gray; alpha follows
+ * desc->alpha; u16 and f32 inputs are processed in float and keep their
+ * depth; the ICC profile is kept. Progress: ("upscale", tiles done, tiles).
+ */
+int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
+                  const upres_upscale_desc *desc, upres_image **out);
 
 #ifdef __cplusplus
 }

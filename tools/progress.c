@@ -76,7 +76,9 @@ int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total)
 {
     (void)user;
     if (interrupted) return 1;
-    if (!bar.enabled || total == 0) return 0;
+    /* The network engine reports each layer so Ctrl-C stops a long tile
+     * quickly; the bar shows the enclosing operation (tiles) instead. */
+    if (!bar.enabled || total == 0 || (what && !strcmp(what, "nn"))) return 0;
     double now = cli_now();
     if (!bar.no_delay && now - bar.start < SHOW_AFTER_S) return 0;
     if (bar.drawn_len > 0 && now - bar.last_draw < REDRAW_EVERY_S && done < total) return 0;

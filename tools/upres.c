@@ -18,6 +18,10 @@ const cli_command cli_commands[] = {
     {"resize", "resize an image (upscale or downscale)", cli_resize_main, cli_resize_help},
     {"convert", "convert an image to another format or depth", cli_convert_main,
      cli_convert_help},
+    {"upscale", "upscale with an AI model (Real-ESRGAN, Real-CUGAN, waifu2x)",
+     cli_upscale_main, cli_upscale_help},
+    {"models", "list the AI models found in the model search path", cli_models_main,
+     cli_models_help},
     {"split", "make a low-resolution proxy of an image for a model", cli_split_main,
      cli_split_help},
     {"split-with-processed", "make the proxy and the delta from a model's output",
@@ -42,7 +46,7 @@ static void main_help(void)
 {
     printf("usage: upres [GLOBAL OPTIONS] SUBCOMMAND [ARGS...]\n"
            "\n"
-           "Faithful image I/O and resampling for PNG, JPEG, TIFF and WebP.\n"
+           "Faithful image I/O, resampling and AI upscaling for PNG, JPEG, TIFF and WebP.\n"
            "\n"
            "Subcommands:\n");
     for (const cli_command *c = cli_commands; c->name; c++)
@@ -115,7 +119,7 @@ int main(int argc, char **argv)
                                          "subcommand's name)", cli_clean(arg, buf, sizeof buf));
         }
     }
-    if (a.i >= a.argc) return cli_usage_error(NULL, "missing subcommand (info, resize, convert, split, merge, ...)");
+    if (a.i >= a.argc) return cli_usage_error(NULL, "missing subcommand (info, resize, upscale, convert, split, merge, ...)");
     const char *name = a.argv[a.i];
     const cli_command *c = cli_find_command(name);
     if (!c) {

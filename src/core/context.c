@@ -142,8 +142,9 @@ const upres_limits *upres_ctx_limits(const upres_ctx *c) { return upres__limits(
 
 const upres_limits *upres__limits(const upres_ctx *c)
 {
+    /* Must equal upres_limits_defaults(). */
     static const upres_limits def = {268435456u, 65535u, (size_t)16 << 20,
-                                      (uint64_t)4 << 30, (uint64_t)16 << 30};
+                                      (uint64_t)4 << 30, (uint64_t)16 << 30, (uint64_t)2 << 30};
     return c ? &c->limits : &def;
 }
 

@@ -35,6 +35,7 @@ upres_limits upres_limits_defaults(void)
     l.max_metadata_bytes = (size_t)16 << 20;
     l.max_file_bytes = (uint64_t)4 << 30;
     l.max_memory_bytes = (uint64_t)16 << 30;
+    l.max_model_bytes = (uint64_t)2 << 30;
     return l;
 }
 

@@ -1,0 +1,83 @@
+/*
+ * Reference CPU kernels of the nn engine (src/nn/graph.c is the only caller).
+ *
+ * Every tensor is CHW float32 (nn_tensor). Kernels never allocate and never
+ * fail on data: shapes were validated and buffers sized by the planner, and
+ * the caller passes any scratch memory the kernel asked for through the
+ * *_scratch functions. `out` never overlaps an input. Kernels spread work
+ * over ctx's pool (ctx may be NULL: single thread) and return UPRES_OK (or
+ * UPRES_ERR_CANCELLED should the pool report it).
+ */
+#ifndef UPRES_NN_CPU_OPS_H
+#define UPRES_NN_CPU_OPS_H
+
+#include "nn/nn.h"
+
+#include <stddef.h>
+
+/* ---- Convolution ---------------------------------------------------------- */
+
+/* Floats of the packed weights of a conv with `in_c` input channels
+ * (0 when the size would overflow; the caller checks weight counts first). */
+size_t nncpu_conv_packed_size(const nn_conv_desc *d, int in_c);
+/* Repacks PyTorch weights [out_c][in_c/groups][kh][kw] into the GEMM layout
+ * used by nncpu_conv2d (`packed` holds nncpu_conv_packed_size() floats). */
+void nncpu_conv_pack(const nn_conv_desc *d, int in_c, const float *weight, float *packed);
+/* Scratch floats one worker needs to run the conv for an out_h x out_w
+ * output; the caller provides `slots` such areas, back to back. */
+size_t nncpu_conv_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w);
+/* out = act(conv(in) + bias). out->c/h/w are set by the caller (the planned
+ * shape). bias may be NULL. scratch: `slots` (>= 1) areas of
+ * nncpu_conv_scratch() floats each, 64-byte aligned. */
+int nncpu_conv2d(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const nn_conv_desc *d,
+                 const float *packed, const float *bias, float *scratch, int slots);
+
+/* Floats of the packed transposed-conv weights (0 on overflow). */
+size_t nncpu_deconv_packed_size(const nn_conv_desc *d, int in_c);
+/* Repacks PyTorch ConvTranspose2d weights [in_c][out_c/groups][kh][kw]. */
+void nncpu_deconv_pack(const nn_conv_desc *d, int in_c, const float *weight, float *packed);
+/* Scratch floats (one shared area, 64-byte aligned) for an in_h x in_w input. */
+size_t nncpu_deconv_scratch(const nn_conv_desc *d, int in_c, int in_h, int in_w);
+/* out = act(conv_transpose(in) + bias). */
+int nncpu_deconv2d(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const nn_conv_desc *d,
+                   const float *packed, const float *bias, float *scratch);
+
+/* ---- Elementwise ---------------------------------------------------------- */
+
+/* out = act(in), same shape. */
+int nncpu_act(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, nn_act act, float alpha);
+/* out = in < 0 ? slope*in : in; slopes has 1 or in->c entries. */
+int nncpu_prelu(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const float *slopes,
+                int n_slopes);
+/* out = in*scale[c] + bias[c]; scale/bias NULL mean 1/0; with `per_channel`
+ * 0 both point at one scalar instead. */
+int nncpu_affine(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const float *scale,
+                 const float *bias, int per_channel);
+/* out = a (op) b with the broadcasting of nn_binary (validated by the caller:
+ * each side is out's shape, [c][1][1] or [1][1][1]). */
+int nncpu_binary(upres_ctx *ctx, nn_binop op, const nn_tensor *a, const nn_tensor *b,
+                 nn_tensor *out);
+
+/* ---- Data movement -------------------------------------------------------- */
+
+/* Copies each input's channels into out, in order (equal h, w). */
+int nncpu_concat(upres_ctx *ctx, int n, const nn_tensor *ins, nn_tensor *out);
+int nncpu_pixel_shuffle(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, int r);
+int nncpu_pixel_unshuffle(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, int r);
+/* out = in[:, top:top+out->h, left:left+out->w] (inside in). */
+int nncpu_crop(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, int top, int left);
+/* Pads in by t rows at the top and l columns at the left (out is bigger by
+ * the remaining rows/cols at the bottom/right). Reflect needs pads < side. */
+int nncpu_pad(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, int t, int l,
+              nn_pad_mode mode, float value);
+/* Scratch floats (64-byte aligned) of an interpolation to out_h x out_w
+ * (sides already bounded by the planner, so no overflow). */
+size_t nncpu_interp_scratch(int out_h, int out_w);
+/* F.interpolate to out's size. scale_h/w > 0: the scale_factor that was
+ * given (source step 1/scale); 0: size given (step in/out). */
+int nncpu_interp(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, nn_interp_mode mode,
+                 double scale_h, double scale_w, int align_corners, float *scratch);
+/* out[c][0][0] = mean of in[c]. */
+int nncpu_global_avg_pool(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out);
+
+#endif

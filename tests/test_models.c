@@ -1,0 +1,149 @@
+/* Model loading front end (format detection, limits) and agreement between
+ * the PyTorch and ncnn forms of the same real network. */
+#include "test.h"
+
+#include "models/models_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+TEST(model_load_refuses_what_is_not_a_model)
+{
+    upres_ctx *ctx = tu_ctx_1thread();
+    const char *p = test_tmp("notes.pth");
+    const char text[] = "hello, this is not a network\n";
+    CHECK_EQ(test_write_file(p, text, sizeof text - 1), 0);
+    upres_model *m = (upres_model *)1;
+    CHECK_EQ(upres_model_load(ctx, p, &m), UPRES_ERR_UNKNOWN_FORMAT);
+    CHECK(m == NULL);
+    CHECK(strstr(upres_ctx_error(ctx), "not a model file") != NULL);
+
+    m = (upres_model *)1;
+    CHECK_EQ(upres_model_load(ctx, test_tmp("missing.safetensors"), &m), UPRES_ERR_IO);
+    CHECK(m == NULL);
+    CHECK_EQ(upres_model_load(ctx, NULL, &m), UPRES_ERR_INVALID_ARG);
+    upres_model_free(NULL);
+    upres_ctx_free(ctx);
+}
+
+TEST(model_load_ncnn_param_needs_its_bin)
+{
+    upres_ctx *ctx = tu_ctx_1thread();
+    const char *param = test_tmp("lonely.param");
+    const char text[] = "7767517\n1 1\nInput in0 0 1 in0\n";
+    CHECK_EQ(test_write_file(param, text, sizeof text - 1), 0);
+    upres_model *m = NULL;
+    CHECK_EQ(upres_model_load(ctx, param, &m), UPRES_ERR_IO);
+    CHECK(m == NULL);
+    CHECK(strstr(upres_ctx_error(ctx), "lonely.bin") != NULL);
+    upres_ctx_free(ctx);
+}
+
+TEST(model_load_respects_the_model_size_limit)
+{
+    const char *src = test_shared("models/pytorch/realesr-animevideov3.pth");
+    if (!src) SKIP("shared models not available");
+    upres_ctx_desc d = upres_ctx_desc_defaults();
+    d.threads = 1;
+    d.limits.max_model_bytes = 1 << 20; /* the file is 2.3 MB */
+    upres_ctx *ctx;
+    CHECK_OK(upres_ctx_new(&d, &ctx));
+    upres_model *m = NULL;
+    CHECK_EQ(upres_model_load(ctx, src, &m), UPRES_ERR_LIMIT);
+    CHECK(m == NULL);
+    upres_ctx_free(ctx);
+}
+
+/* Loads `rel` under the shared folder, crops (x, y, w, h) and returns it as
+ * planar float RGB in [0,1]. */
+static float *photo_crop(upres_ctx *ctx, const char *rel, uint32_t x0, uint32_t y0, int w, int h)
+{
+    const char *path = test_shared(rel);
+    if (!path) return NULL;
+    upres_image *img;
+    if (upres_load(ctx, path, NULL, &img, NULL)) return NULL;
+    float *f = NULL;
+    if (img->channels == 3 && img->depth == UPRES_U8 && img->width >= x0 + (uint32_t)w &&
+        img->height >= y0 + (uint32_t)h && (f = malloc(sizeof(float) * 3 * w * h))) {
+        for (int y = 0; y < h; y++) {
+            const uint8_t *row = (const uint8_t *)upres_image_row(img, y0 + (uint32_t)y);
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < 3; c++)
+                    f[((size_t)c * h + y) * w + x] = row[(x0 + (uint32_t)x) * 3 + c] / 255.0f;
+        }
+    }
+    upres_image_free(img);
+    return f;
+}
+
+static int to_u8(float v)
+{
+    v = v * 255.0f + 0.5f;
+    return !(v > 0.0f) ? 0 : v >= 255.0f ? 255 : (int)v;
+}
+
+/* The official animevideov3 release exists as a PyTorch file (fp32) and as
+ * its ncnn conversion (fp16 weights): on real photos the two must agree
+ * within one 8-bit level. */
+TEST(model_animevideov3_pth_and_ncnn_agree_on_photos)
+{
+    const char *pth = test_shared("models/pytorch/realesr-animevideov3.pth");
+    const char *ncnn = test_shared("models/ncnn/realesr-animevideov3/realesr-animevideov3-x4.param");
+    if (!pth || !ncnn) SKIP("shared models not available");
+    char pth_path[4096], ncnn_path[4096];
+    snprintf(pth_path, sizeof pth_path, "%s", pth);
+    snprintf(ncnn_path, sizeof ncnn_path, "%s", ncnn);
+    upres_ctx *ctx;
+    CHECK_OK(upres_ctx_new(NULL, &ctx));
+    upres_model *a = NULL, *b = NULL;
+    CHECK_OK(upres_model_load(ctx, pth_path, &a));
+    CHECK_OK(upres_model_load(ctx, ncnn_path, &b));
+    upres_model_info ia, ib;
+    upres_model_get_info(a, &ia);
+    upres_model_get_info(b, &ib);
+    CHECK(strcmp(ia.arch, "SRVGGNetCompact") == 0);
+    CHECK(strcmp(ia.format, "pth") == 0 && strcmp(ib.format, "ncnn") == 0);
+    CHECK_EQ(ia.scale, 4);
+    CHECK_EQ(ib.scale, 4);
+    /* conv in 3*64*9+64, 16 body convs 64*64*9+64, 17 PReLU of 64, conv out
+     * 64*48*9+48. */
+    CHECK_EQ(ia.params, 1792 + 16 * 36928 + 17 * 64 + 27696);
+
+    static const struct {
+        const char *file;
+        uint32_t x, y;
+    } crops[] = {
+        {"images/photos/ColorfulCups.jpg", 400, 300},
+        {"images/photos/LadyBird.jpg", 200, 150},
+        {"images/photos/GreenMeadow.jpg", 0, 0},
+    };
+    const int w = 64, h = 48, s = 4;
+    float *oa = malloc(sizeof(float) * 3 * w * s * h * s);
+    float *ob = malloc(sizeof(float) * 3 * w * s * h * s);
+    CHECK(oa && ob);
+    int max_diff = 0, tested = 0;
+    long long differing = 0;
+    for (size_t i = 0; i < sizeof crops / sizeof crops[0]; i++) {
+        float *in = photo_crop(ctx, crops[i].file, crops[i].x, crops[i].y, w, h);
+        if (!in) continue;
+        CHECK_OK(upres__model_run(ctx, a, in, h, w, oa));
+        CHECK_OK(upres__model_run(ctx, b, in, h, w, ob));
+        free(in);
+        for (size_t k = 0; k < (size_t)3 * w * s * h * s; k++) {
+            int d = abs(to_u8(oa[k]) - to_u8(ob[k]));
+            if (d > max_diff) max_diff = d;
+            differing += d != 0;
+        }
+        tested++;
+    }
+    free(oa);
+    free(ob);
+    upres_model_free(a);
+    upres_model_free(b);
+    upres_ctx_free(ctx);
+    if (!tested) SKIP("shared photos not available");
+    CHECKF(max_diff <= 1, "pth and ncnn outputs differ by %d levels", max_diff);
+    /* fp16 weights must change something, or the comparison compared a
+     * model with itself. */
+    CHECK(differing > 0);
+}
