@@ -581,6 +581,11 @@ typedef struct upres_model_info {
     int channels;         /* 3 (RGB) or 1 (gray) colour channels the network takes */
     uint64_t params;      /* parameter count */
     int context;          /* suggested tile padding, input pixels */
+    int global_pooling;   /* 1 when the network averages over its whole input
+                             (squeeze-excitation blocks: Real-CUGAN, waifu2x
+                             cunet): split into several tiles, its result
+                             differs from a whole-image run, up to visible
+                             seams; give it enough memory for one tile */
 } upres_model_info;
 
 /*

@@ -899,6 +899,14 @@ static int upscale_one(const cli_global *g, upres_ctx *ctx, const upscale_opts *
         if (st != UPRES_OK) {
             rc = cli_report(ctx, st, "upscale", in);
         } else {
+            if (model && mi.global_pooling && upscale_tiles > 1) {
+                cli_progress_clear();
+                fprintf(stderr,
+                        "upres: warning: %s averages over its whole input, so the %llu tiles "
+                        "of '%s' may show seams; give it more memory (--memory) or a larger "
+                        "--tile so it runs in one tile\n",
+                        mi.name, (unsigned long long)upscale_tiles, cli_clean(in, p, sizeof p));
+            }
             cli_verbose(g, "upscaled %ux%u -> %ux%u with %s, %llu tile%s, %d thread%s in %.1f ms",
                         src->width, src->height, dst->width, dst->height,
                         model ? mi.name : "lanczos3", (unsigned long long)upscale_tiles,

@@ -212,6 +212,7 @@ void upres_model_get_info(const upres_model *m, upres_model_info *info)
     info->channels = m->in_c;
     info->params = m->params;
     info->context = m->context;
+    info->global_pooling = nn_graph_global_pools(m->graph) > 0;
 }
 
 /* Graph input size for an h x w tile: pre_pad on each side, rounded up to a

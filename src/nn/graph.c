@@ -531,6 +531,13 @@ int nn_graph_out_channels(const nn_graph *g)
 
 uint64_t nn_graph_params(const nn_graph *g) { return g ? g->params : 0; }
 
+int nn_graph_global_pools(const nn_graph *g)
+{
+    int k = 0;
+    for (int i = 0; g && i < g->n; i++) k += g->nodes[i].op == OP_GAP;
+    return k;
+}
+
 /* ---- Shape inference ------------------------------------------------------- */
 
 /* Checks one inferred side; names the node on failure. */

@@ -174,4 +174,8 @@ int nn_graph_run(nn_graph *g, upres_ctx *ctx, const nn_tensor *in, nn_tensor *ou
 /* Number of weight and bias floats held (parameter count). */
 uint64_t nn_graph_params(const nn_graph *g);
 
+/* Number of global average pooling nodes. Such a graph sees its whole input
+ * at once, so running it on tiles cannot reproduce the whole-image result. */
+int nn_graph_global_pools(const nn_graph *g);
+
 #endif
