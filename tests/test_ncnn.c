@@ -592,6 +592,7 @@ TEST(ncnn_bad_structure)
         {"0=3 1=3", "0=3 1=3x", UPRES_ERR_CORRUPT, "bad parameter"},
         {"0=3 1=3", "0=3 1=99999999999", UPRES_ERR_CORRUPT, "bad parameter"},
         {"0=3 1=3", "0=3 1=3 40=1", UPRES_ERR_CORRUPT, "out of range"},
+        {"0=3 1=3", "0=3 1=3 -2147483648=1", UPRES_ERR_CORRUPT, "out of range"},
         {"0=3 1=3", "0=3 1=3 9=2 -23310=3,0.1", UPRES_ERR_CORRUPT, "declares"},
         {"0=3 1=3", "0=3 1=3 9=2 -23310=1,0.1,0.2", UPRES_ERR_CORRUPT, "declares"},
         {"0=3 1=3", "0=3 1=3 9=2 -23310=100000,0.1", UPRES_ERR_UNSUPPORTED, "elements"},
@@ -840,6 +841,35 @@ TEST(ncnn_many_layers)
     CHECK_EQ(m.scale, 1);
     nn_graph_free(m.graph);
     free(p);
+    upres_ctx_free(ctx);
+}
+
+/* A branch of 180 stride-64 1x1 convolutions stays 1x1 while its "input
+ * pixels per value pixel" overflows to inf, and a 1-tap kernel then makes
+ * its receptive radius inf * 0 = NaN; added to the input, that NaN reaches
+ * the output. The context must come out capped, not from casting NaN. */
+TEST(ncnn_nan_receptive_field_capped)
+{
+    const int n = 180;
+    size_t cap = (size_t)n * 80 + 256;
+    char *p = malloc(cap);
+    uint8_t *bin = calloc((size_t)n, 40); /* per conv: tag 0 + 9 zero weights */
+    CHECK(p && bin);
+    size_t len = (size_t)snprintf(p, cap, "7767517\n%d %d\nInput in 0 1 data\n"
+                                          "Split sp 1 2 data x0 b\n", n + 3, n + 4);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(p + len, cap - len,
+                                "Convolution c%d 1 1 x%d x%d 0=3 1=1 3=64 6=9\n", i, i, i + 1);
+    len += (size_t)snprintf(p + len, cap - len, "BinaryOp add 2 1 b x%d out 0=0\n", n);
+    upres_ctx *ctx = tu_ctx_1thread();
+    struct upres_model m;
+    int st = nc_load_mem(ctx, p, len, bin, (size_t)n * 40, NULL, &m);
+    CHECKF(st == UPRES_OK, "%s", upres_ctx_error(ctx));
+    CHECK_EQ(m.scale, 1);
+    CHECK_EQ(m.context, 4096);
+    nn_graph_free(m.graph);
+    free(p);
+    free(bin);
     upres_ctx_free(ctx);
 }
 

@@ -508,6 +508,62 @@ TEST(pth_pickle_machine_refusals)
     }
 }
 
+/* A deflated data.pkl claiming more bytes than deflate can produce from
+ * its compressed size is refused before anything is allocated for it. */
+TEST(pth_zip_inflate_claim_bounded)
+{
+    static const uint8_t pkl[] = "\x80\x02}.";
+    size_t n;
+    uint8_t *z = zip_one(pkl, sizeof pkl - 1, &n);
+    CHECK(z != NULL);
+    size_t cd = 30 + 16 + (sizeof pkl - 1); /* central record after name + data */
+    z[8] = 8, z[cd + 10] = 8;               /* method: deflate */
+    for (int i = 0; i < 4; i++) z[22 + i] = z[cd + 24 + i] = i == 3 ? 0x7f : 0xff;
+    upres_ctx *ctx = tu_ctx_1thread();
+    upres_statedict sd = {0};
+    CHECK_EQ(upres__pth_load(ctx, z, n, &sd), UPRES_ERR_CORRUPT);
+    CHECKF(strstr(upres_ctx_error(ctx), "claims 2147483647 bytes from 4 deflated"), "%s",
+           upres_ctx_error(ctx));
+    free(z);
+    upres_ctx_free(ctx);
+}
+
+/* A stride-0 view declares 2^20 floats from a one-element storage (legacy
+ * format, 4 stored bytes): what the tensors declare counts against
+ * max_model_bytes, not only what the file stores. */
+TEST(pth_overlapping_view_bounded_by_model_limit)
+{
+    static const char pkl[] =
+        "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19."
+        "\x80\x02M\xe9\x03."
+        "\x80\x02}."
+        "\x80\x02}X\x01\x00\x00\x00w"
+        "ctorch._utils\n_rebuild_tensor_v2\n"
+        "((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0"
+        "X\x03\x00\x00\x00" "cpuK\x01NtQK\x00J\x00\x00\x10\x00\x85K\x00\x85\x89NtRs."
+        "\x80\x02]X\x01\x00\x00\x00" "0a."
+        "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x3f";
+    upres_ctx_desc d = upres_ctx_desc_defaults();
+    d.threads = 1;
+    d.limits.max_model_bytes = 8 << 20;
+    upres_ctx *ctx = NULL;
+    CHECK_OK(upres_ctx_new(&d, &ctx));
+    upres_statedict sd = {0};
+    /* Within the limit it loads, and every element is the one stored. */
+    CHECKF(upres__pth_load(ctx, (const uint8_t *)pkl, sizeof pkl - 1, &sd) == UPRES_OK, "%s",
+           upres_ctx_error(ctx));
+    CHECK(sd.n == 1 && upres__sd_numel(&sd.t[0]) == 1u << 20);
+    CHECK(sd.t[0].data[0] == 1.0f && sd.t[0].data[(1u << 20) - 1] == 1.0f);
+    upres__sd_free(&sd);
+    upres_ctx_free(ctx);
+    d.limits.max_model_bytes = 1 << 20;
+    CHECK_OK(upres_ctx_new(&d, &ctx));
+    CHECK_EQ(upres__pth_load(ctx, (const uint8_t *)pkl, sizeof pkl - 1, &sd), UPRES_ERR_LIMIT);
+    CHECKF(strstr(upres_ctx_error(ctx), "model size limit"), "%s", upres_ctx_error(ctx));
+    CHECK(sd.n == 0);
+    upres_ctx_free(ctx);
+}
+
 /* Deep nesting, long mark chains and huge stacks stay bounded and free all. */
 TEST(pth_pickle_machine_bounds)
 {

@@ -193,12 +193,17 @@ TEST(upscale_tile_axis_weights)
         {10, 32, 16, 16, 1, 2, 1}, {7, 3, 2, 2, 20, 1, 1},  {200, 64, 10, 10, 1, 1, 1},
         {33, 32, 4, 4, 1, 2, 1},   {5, 1, 0, 0, 1, 2, 1},   {1, 1, 3, 3, 1, 4, 1},
         {101, 32, 9, 4, 1, 2, 4},  {77, 20, 10, 2, 1, 3, 2}, {37, 16, 3, 8, 1, 4, 4},
+        /* Grid-snapped positions used to leave sample 31 in no core. */
+        {48, 19, 6, 4, 1, 3, 4},   {49, 19, 0, 0, 1, 1, 4},
+        /* Tiles shorter than two grid cells grow to two. */
+        {45, 5, 2, 4, 1, 2, 4},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const int *k = cases[ci];
         upres_tile_axis a;
         CHECK_OK(upres__tile_axis_plan(&a, k[0], k[1], k[2], k[3], k[4], k[6], k[5]));
         int core = k[1] < k[0] ? k[1] : k[0];
+        if (k[6] > 1 && core < k[0] && core < 2 * k[6]) core = 2 * k[6] < k[0] ? 2 * k[6] : k[0];
         /* With a grid the last core may hang past the end by < align. */
         int end = a.pos[a.n - 1] + core;
         int ok = a.core == core && a.pos[0] == 0 && end >= k[0] && end < k[0] + k[6] &&
@@ -618,6 +623,55 @@ TEST(upscale_one_channel_model)
     CHECK_EQ(o->depth, UPRES_U16);
     upres_image_free(o);
     upres_image_free(g);
+    upres_image_free(in);
+    upres_model_free(m);
+    upres_ctx_free(ctx);
+}
+
+TEST(upscale_clamps_before_exact_resize)
+{
+    /* A x1 network giving 3v - 1 overshoots [0,1] on both sides; the exact
+     * size must be the lanczos3 resize of the clamped network output. */
+    upres_ctx *ctx = tu_ctx_1thread();
+    struct upres_model *m = malloc(sizeof *m);
+    CHECK(ctx && m);
+    upres__model_init(m);
+    m->in_c = m->out_c = 1;
+    m->scale = 1;
+    m->context = 0;
+    m->graph = nn_graph_new();
+    int x = nn_input(m->graph, 1);
+    x = nn_affine(m->graph, x, 3.0f, -1.0f);
+    nn_graph_set_output(m->graph, x);
+    CHECK(nn_graph_status(m->graph) == UPRES_OK);
+    upres_image *in = make_picture(16, 12, 1, UPRES_F32, 5), *net = NULL, *want = NULL, *o = NULL;
+    CHECK(in);
+    CHECK_OK(upres_image_new(&net, 16, 12, 1, UPRES_F32, NULL));
+    for (uint32_t y = 0; y < 12; y++)
+        for (uint32_t i = 0; i < 16; i++) {
+            float v = 3.0f * (float)sample01(in, i, y, 0) - 1.0f;
+            ((float *)upres_image_row(net, y))[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+        }
+    upres_resize_desc rd = upres_resize_desc_defaults();
+    rd.width = 40;
+    rd.height = 30;
+    rd.filter = UPRES_FILTER_LANCZOS3;
+    CHECK_OK(upres_resize(ctx, net, &rd, &want));
+    upres_upscale_desc d = upres_upscale_desc_defaults();
+    d.width = 40;
+    d.height = 30;
+    CHECK_OK(upres_upscale(ctx, m, in, &d, &o));
+    double worst = 0;
+    for (uint32_t y = 0; y < 30; y++)
+        for (uint32_t i = 0; i < 40; i++) {
+            double w = sample01(want, i, y, 0), g = sample01(o, i, y, 0);
+            w = w < 0 ? 0 : w > 1 ? 1 : w;
+            if (fabs(w - g) > worst) worst = fabs(w - g);
+        }
+    CHECKF(worst < 1e-6, "differs from clamp-then-resize by %g", worst);
+    upres_image_free(o);
+    upres_image_free(want);
+    upres_image_free(net);
     upres_image_free(in);
     upres_model_free(m);
     upres_ctx_free(ctx);

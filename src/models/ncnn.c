@@ -1355,7 +1355,7 @@ static int parse_param(nc_state *S, nc_layer *L, const char *ts, const char *te)
     int is_array = 0;
     if (id <= -23300) {
         is_array = 1;
-        id = -id - 23300;
+        id = -(id + 23300); /* not -id - 23300: -INT_MIN overflows */
     }
     if (id < 0 || id >= NC_MAX_PARAMS)
         return upres__fail(S->ctx, UPRES_ERR_CORRUPT,
@@ -1678,7 +1678,10 @@ static int host_settings(nc_state *S, nc_family fam, double out_rf, struct upres
      * strided layers at another phase and give different values, so tiles
      * only match the whole image when their padded origins stay on the P
      * grid. */
-    int ctxpx = (int)ceil(out_rf - 1e-9);
+    /* Chained strides can drive the radius to inf or NaN (inf * a 1-tap
+     * kernel); cap it where a tile's padding is capped, before the cast. */
+    double rf_px = ceil(out_rf - 1e-9);
+    int ctxpx = rf_px >= 0.0 && rf_px <= NC_MAX_PAD ? (int)rf_px : NC_MAX_PAD;
     for (int P = 1; P <= 64 && S->nfs > 0; P++) {
         int ok = 1;
         for (int i = 0; i < S->nfs && ok; i++) {
@@ -1687,6 +1690,8 @@ static int host_settings(nc_state *S, nc_family fam, double out_rf, struct upres
         }
         if (ok) {
             ctxpx = round_up(ctxpx, P);
+            if (ctxpx > NC_MAX_PAD)
+                ctxpx -= P;
             break;
         }
     }

@@ -194,6 +194,12 @@ static int zip_read(upres_ctx *ctx, const zipf *z, const zent *e, const uint8_t 
             return upres__fail(ctx, UPRES_ERR_CORRUPT, "zip: stored %s has two sizes", nm);
         *data = src;
     } else if (e->method == 8) {
+        /* Deflate expands at most 1032:1; a larger claim would only make us
+         * allocate memory the stream cannot fill. */
+        if (e->usize / 1032 > e->csize)
+            return upres__fail(ctx, UPRES_ERR_CORRUPT,
+                               "zip: %s claims %llu bytes from %llu deflated ones", nm,
+                               (unsigned long long)e->usize, (unsigned long long)e->csize);
         uint8_t *out = malloc(e->usize ? (size_t)e->usize : 1);
         if (!out) return upres__fail(ctx, UPRES_ERR_NOMEM, "zip: out of memory");
         z_stream s;
@@ -1005,7 +1011,7 @@ static int collect(vm *v, pobj *top, resolve_fn resolve, void *user, upres_state
     else d = top;
 
     const upres_limits *lim = upres__limits(v->ctx);
-    uint64_t total = 0;
+    uint64_t total = 0, declared = 0;
     int st;
     for (size_t i = 0; i + 1 < d->u.a.n; i += 2) {
         pobj *k = d->u.a.v[i], *t = d->u.a.v[i + 1];
@@ -1017,8 +1023,16 @@ static int collect(vm *v, pobj *top, resolve_fn resolve, void *user, upres_state
             return upres__fail(v->ctx, UPRES_ERR_LIMIT,
                                "pth: tensors need more than %llu bytes of memory",
                                (unsigned long long)lim->max_memory_bytes);
-        total += numel * sizeof(float);
         pstore *s = &v->st[t->u.t.sidx];
+        /* Views may overlap (stride 0), so a few stored bytes can declare any
+         * number of elements: bound what the tensors declare, as the model
+         * size limit promises, not just what the file holds. */
+        if (numel > (lim->max_model_bytes - declared) / dt_size(s->dtype))
+            return upres__fail(v->ctx, UPRES_ERR_LIMIT,
+                               "pth: tensors declare more than the %llu-byte model size limit",
+                               (unsigned long long)lim->max_model_bytes);
+        total += numel * sizeof(float);
+        declared += numel * dt_size(s->dtype);
         if (!s->data && (st = resolve(v, s, user))) return st;
         float *f = NULL;
         if ((st = materialize(v, t, &f))) return st;

@@ -35,11 +35,21 @@ static int window_split(int core, int pad, int min_window, int align, int *befor
     return (int)(core + b + a);
 }
 
+/* Core length of the tiles: the tile side, but the whole axis when shorter,
+ * and at least two grid cells when the axis is cut, so that the stride
+ * between grid-aligned tiles can be a whole cell. */
+static int axis_core(int len, int tile, int align)
+{
+    int core = tile < len ? tile : len;
+    if (align > 1 && core < len && core < 2 * align) core = 2 * align < len ? 2 * align : len;
+    return core;
+}
+
 int upres__tile_window(int len, int tile, int pad, int min_window, int align)
 {
     if (len < 1 || tile < 1 || pad < 0 || min_window < 1 || align < 1) return -1;
     int b, a;
-    return window_split(tile < len ? tile : len, pad, min_window, align, &b, &a);
+    return window_split(axis_core(len, tile, align), pad, min_window, align, &b, &a);
 }
 
 /* Raised-cosine ramp rising from 0 at t = 0 to 1 at t = 1: its mirror image
@@ -57,21 +67,31 @@ int upres__tile_axis_plan(upres_tile_axis *a, int len, int tile, int pad, int ov
     if (len < 1 || tile < 1 || pad < 0 || overlap < 0 || min_window < 1 || align < 1 ||
         scale < 1)
         return UPRES_ERR_INVALID_ARG;
-    int core = tile < len ? tile : len;
-    if (align > 1 && core < len && core < 2 * align) core = 2 * align < len ? 2 * align : len;
+    int core = axis_core(len, tile, align);
     if (window_split(core, pad, min_window, align, &a->before, &a->after) < 0)
         return UPRES_ERR_OVERFLOW;
-    /* Snapping positions to the grid moves each by less than `align`; this
-     * much overlap keeps neighbouring cores touching. */
+    /* At least one grid cell, so that grid-aligned neighbours still blend. */
     if (overlap < align) overlap = align;
     if (overlap > core / 2) overlap = core / 2;
     a->len = len;
     a->core = core;
     a->scale = scale;
     a->overlap = overlap;
-    /* n tiles with a stride of at most core - overlap reach the end. */
-    int64_t n = 1;
-    if (core < len) n = 1 + ((int64_t)len - core + (core - overlap) - 1) / (core - overlap);
+    /* Models that downsample inside (pixel-unshuffle, U-Nets) give the
+     * whole-image result only on windows that start on their grid, so
+     * positions are counted in grid cells of `align` samples: the last tile
+     * starts at the first cell from which its core reaches the end (hanging
+     * past it by less than a cell; those samples get no weight), and n tiles
+     * at most `gmax` cells apart (a stride of at most core - overlap) get
+     * there. Snapping evenly spread positions to the grid afterwards instead
+     * could open gaps between cores. */
+    int64_t n = 1, cells = 0;
+    if (core < len) {
+        int64_t gmax = (core - overlap) / align;
+        if (gmax < 1) gmax = 1; /* core >= 2 * align when cut, so not reached */
+        cells = ((int64_t)len - core + align - 1) / align;
+        n = 1 + (cells + gmax - 1) / gmax;
+    }
     size_t cs, nw;
     if (!upres__mul_size((size_t)core, (size_t)scale, &cs) ||
         !upres__mul_size(cs, (size_t)n, &nw) || nw > SIZE_MAX / sizeof(float))
@@ -85,20 +105,11 @@ int upres__tile_axis_plan(upres_tile_axis *a, int len, int tile, int pad, int ov
         return UPRES_ERR_NOMEM;
     }
     a->n = (int)n;
-    /* Spread evenly so every overlap is about the same; the first tile
-     * starts at 0 and the last ends at len, both full size. */
+    /* Spread evenly (rounded to whole cells) so every overlap is about the
+     * same; the first tile starts at 0 and the last reaches len, both full
+     * size. Rounding keeps each step within ceil(cells / (n - 1)) <= gmax. */
     for (int64_t i = 0; i < n; i++)
-        a->pos[i] = n == 1 ? 0
-                           : (int)((2 * i * (int64_t)(len - core) + (n - 1)) / (2 * (n - 1)));
-    /* Models that downsample inside (pixel-unshuffle, U-Nets) give the
-     * whole-image result only on windows that start on their grid: snap
-     * positions down to it, and the last one up, letting its core hang past
-     * the end (those samples get no weight). */
-    if (align > 1)
-        for (int i = 0; i < a->n; i++)
-            a->pos[i] = i + 1 < a->n || a->pos[i] % align == 0
-                            ? a->pos[i] / align * align
-                            : (a->pos[i] / align + 1) * align;
+        a->pos[i] = n == 1 ? 0 : (int)(align * ((2 * i * cells + (n - 1)) / (2 * (n - 1))));
     const size_t end = (size_t)len * (size_t)scale;
     for (int i = 0; i < a->n; i++) {
         float *w = a->w + (size_t)i * cs;

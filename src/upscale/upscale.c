@@ -100,6 +100,16 @@ static int resize_to(upres_ctx *ctx, upres_image **img, uint32_t w, uint32_t h, 
     return UPRES_OK;
 }
 
+/* Clamps every sample of f32 image img to [0,1] (NaN -> 0). */
+static void clamp_image(upres_image *img)
+{
+    const size_t n = (size_t)img->width * img->channels;
+    for (uint32_t y = 0; y < img->height; y++) {
+        float *r = frow(img, y);
+        for (size_t i = 0; i < n; i++) r[i] = clamp01(r[i]);
+    }
+}
+
 static uint64_t default_memory(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
@@ -464,12 +474,17 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
     }
     if ((st = new_f32(ctx, NW, NH, rgb_net ? 3 : 1, &wk.color, "network output"))) goto done;
     if ((st = run_tiles(ctx, model, &tl, wk.color_src, wk.color, &tiles_done, total))) goto done;
+    /* Networks overshoot [0,1]; clamping before the exact-size resize (as
+     * Real-ESRGAN does before its outscale resize) keeps that overshoot from
+     * shifting edges and feeding lanczos ringing. */
+    clamp_image(wk.color);
     upres_image_free(wk.color_src);
     wk.color_src = NULL;
     if (alpha_net) {
         if ((st = new_f32(ctx, NW, NH, 1, &wk.alpha, "network alpha"))) goto done;
         if ((st = run_tiles(ctx, model, &tl, wk.alpha_src, wk.alpha, &tiles_done, total)))
             goto done;
+        clamp_image(wk.alpha);
     }
     tiling_free(&tl);
 
