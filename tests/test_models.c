@@ -4,8 +4,11 @@
 
 #include "models/models_internal.h"
 
+#include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 TEST(model_load_refuses_what_is_not_a_model)
 {
@@ -142,8 +145,92 @@ TEST(model_animevideov3_pth_and_ncnn_agree_on_photos)
     upres_model_free(b);
     upres_ctx_free(ctx);
     if (!tested) SKIP("shared photos not available");
+    printf("    %d photo crops: max diff %d level(s), %lld of %lld samples differ\n", tested,
+           max_diff, differing, (long long)tested * 3 * w * s * h * s);
     CHECKF(max_diff <= 1, "pth and ncnn outputs differ by %d levels", max_diff);
     /* fp16 weights must change something, or the comparison compared a
      * model with itself. */
     CHECK(differing > 0);
+}
+
+/* Collects up to `cap` paths of files ending in `ext` under dir (recursive). */
+static int find_files(const char *dir, const char *ext, char (*out)[1024], int n, int cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return n;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < cap) {
+        if (e->d_name[0] == '.') continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) != 0) continue;
+        size_t l = strlen(p), le = strlen(ext);
+        if (S_ISDIR(st.st_mode))
+            n = find_files(p, ext, out, n, cap);
+        else if (l > le && strcmp(p + l - le, ext) == 0)
+            snprintf(out[n++], 1024, "%s", p);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Every real model of the shared set loads and runs (each on a small real
+ * picture), giving finite values whose mean stays near the input's. */
+TEST(model_every_shared_model_runs)
+{
+    const char *root = test_shared("models");
+    if (!root) SKIP("shared models not available");
+    char rootbuf[1024];
+    snprintf(rootbuf, sizeof rootbuf, "%s", root);
+    static char files[128][1024];
+    int n = find_files(rootbuf, ".param", files, 0, 128);
+    n = find_files(rootbuf, ".pth", files, n, 128);
+    upres_ctx *ctx;
+    CHECK_OK(upres_ctx_new(NULL, &ctx));
+    const int w = 20, h = 18;
+    float *in = photo_crop(ctx, "images/photos/ColorfulCups.jpg", 600, 400, w, h);
+    if (!in) {
+        upres_ctx_free(ctx);
+        SKIP("shared photos not available");
+    }
+    double in_mean = 0;
+    for (int i = 0; i < 3 * w * h; i++) in_mean += in[i];
+    in_mean /= 3.0 * w * h;
+    int ran = 0;
+    char bad[1200] = "";
+    for (int i = 0; i < n && !bad[0]; i++) {
+        if (strstr(files[i], "PANx4_DF2K")) continue; /* an architecture we do not run */
+        upres_model *m = NULL;
+        int st = upres_model_load(ctx, files[i], &m);
+        if (st) {
+            snprintf(bad, sizeof bad, "%s: load: %s", files[i], upres_ctx_error(ctx));
+            break;
+        }
+        upres_model_info info;
+        upres_model_get_info(m, &info);
+        size_t on = (size_t)3 * w * h * info.scale * info.scale;
+        float *out = malloc(on * sizeof *out);
+        st = out ? upres__model_run(ctx, m, in, h, w, out) : UPRES_ERR_NOMEM;
+        double mean = 0;
+        int finite = 1;
+        for (size_t k = 0; !st && k < on; k++) {
+            finite &= isfinite(out[k]);
+            mean += out[k];
+        }
+        mean /= (double)on;
+        if (st)
+            snprintf(bad, sizeof bad, "%s: run: %s", files[i], upres_ctx_error(ctx));
+        else if (!finite || fabs(mean - in_mean) > 0.08)
+            snprintf(bad, sizeof bad, "%s: output mean %.3f, input mean %.3f", files[i], mean,
+                     in_mean);
+        free(out);
+        upres_model_free(m);
+        ran++;
+    }
+    free(in);
+    upres_ctx_free(ctx);
+    CHECKF(!bad[0], "%s", bad);
+    printf("    %d shared models loaded and ran\n", ran);
+    CHECK(ran >= 40);
 }
