@@ -234,3 +234,24 @@ TEST(model_every_shared_model_runs)
     printf("    %d shared models loaded and ran\n", ran);
     CHECK(ran >= 40);
 }
+
+/* A detail quoting a hostile tensor name stays one line. */
+TEST(model_error_detail_stays_one_line)
+{
+    /* safetensors with two tensors named "a\nb" (JSON escape): duplicate. */
+    const char hdr[] = "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                       "\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+    size_t hn = sizeof hdr - 1;
+    uint8_t buf[256] = {0};
+    CHECK(hn + 16 <= sizeof buf);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hn >> (8 * i));
+    memcpy(buf + 8, hdr, hn);
+    const char *p = test_tmp("dup.safetensors");
+    CHECK_EQ(test_write_file(p, buf, 8 + hn + 8), 0);
+    upres_ctx *ctx = tu_ctx_1thread();
+    upres_model *m = NULL;
+    CHECK(upres_model_load(ctx, p, &m) < 0);
+    const char *e = upres_ctx_error(ctx);
+    CHECKF(strstr(e, "a?b") != NULL && strchr(e, '\n') == NULL, "detail: %s", e);
+    upres_ctx_free(ctx);
+}

@@ -163,6 +163,10 @@ int upres__fail(upres_ctx *c, int status, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(c->error, sizeof c->error, fmt, ap);
         va_end(ap);
+        /* Details quote names from untrusted files (tensor and layer
+         * names); control characters must not break the one-line message. */
+        for (char *p = c->error; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     }
     return status;
 }
