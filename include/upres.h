@@ -608,8 +608,10 @@ void upres_model_get_info(const upres_model *m, upres_model_info *info);
 
 typedef enum upres_color_mode {
     UPRES_COLOR_RGB = 0,  /* R, G, B through the network */
-    UPRES_COLOR_LUMA      /* only luma through the network (as Y,Y,Y); chroma
-                             upscaled bicubic; colours cannot drift */
+    UPRES_COLOR_LUMA      /* only luma through the network (as Y,Y,Y); hue and
+                             chroma (CIELAB a*, b*) are those of a bicubic
+                             upscale, whose lightness L* moves by what the
+                             network changed: colours cannot drift */
 } upres_color_mode;
 
 typedef enum upres_alpha_mode {

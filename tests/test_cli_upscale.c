@@ -599,3 +599,90 @@ TEST(cli_models_empty_search_path)
     rc = up("models", "--json", NULL);
     CHECK(rc == 0 && up_out[0] == 0);
 }
+
+/* ---- review regressions ---------------------------------------------------- */
+
+TEST(cli_upscale_rev3_model_path_searched_first)
+{
+    /* A file of the name in --model-path wins over one in a preferred
+     * format later in the search path (here $XDG_DATA_HOME's folder). */
+    CHECK(up_setup(""));
+    CHECK_OK(up_save_pattern("in.png", 8, 8, 3, UPRES_U8));
+    mkdir("mine", 0777);
+    mkdir("xdg", 0777);
+    mkdir("xdg/upres", 0777);
+    mkdir("xdg/upres/models", 0777);
+    CHECK(test_write_file("mine/net.pth", "not a model", 11) == 0);
+    CHECK(test_write_file("xdg/upres/models/net.safetensors", "not a model", 11) == 0);
+    int rc = up("upscale", "in.png", "-m", "net", "--model-path", "mine", NULL);
+    CHECKF(rc == 1 && strstr(up_err, "mine/net.pth"), "exit %d: %s", rc, up_err);
+    /* Without --model-path the other one is found. */
+    rc = up("upscale", "in.png", "-m", "net", NULL);
+    CHECKF(rc == 1 && strstr(up_err, "net.safetensors"), "exit %d: %s", rc, up_err);
+    CHECK(!test_file_exists("in-x4.png"));
+}
+
+TEST(cli_upscale_rev3_hostile_names)
+{
+    CHECK(up_setup(""));
+    CHECK_OK(up_save_pattern("in.png", 8, 8, 3, UPRES_U8));
+    /* A model name longer than any path: an error, not a crash. */
+    static char longname[6000];
+    memset(longname, 'a', 5000);
+    strcpy(longname + 5000, ".pth");
+    int rc = up("upscale", "in.png", "-m", longname, NULL);
+    CHECKF(rc == 1 && tu_one_line(up_err) && strstr(up_err, "cannot find model"), "exit %d: %.200s",
+           rc, up_err);
+    memset(longname, 'a', 4094);
+    strcpy(longname + 4094, "b.c/net.pth");
+    rc = up("upscale", "in.png", "-m", longname, NULL);
+    CHECKF(rc == 1 && tu_one_line(up_err), "exit %d: %.200s", rc, up_err);
+    /* Empty -o / -i are usage errors (an empty output folder name used to
+     * be walked as a path). */
+    mkdir("d", 0777);
+    rc = up("upscale", "-i", "d", "-o", "", NULL);
+    CHECKF(rc == 2 && tu_one_line(up_err), "exit %d: %s", rc, up_err);
+    rc = up("upscale", "-i", "", "-o", "x", NULL);
+    CHECKF(rc == 2 && tu_one_line(up_err), "exit %d: %s", rc, up_err);
+    CHECK(!test_file_exists("x"));
+    /* --json stays valid JSON for a name with quotes, backslashes, control
+     * characters, invalid UTF-8 (U+FFFD) and valid UTF-8 (kept). */
+    const char *odd = "d/q\"b\\s\n\001\177\377\303\251.png";
+    CHECK_OK(up_save_pattern(odd, 6, 4, 3, UPRES_U8));
+    rc = up("upscale", "-i", "d", "-o", "o", "-s", "2", "--json", NULL);
+    CHECKF(rc == 0, "exit %d: %s", rc, up_err);
+    CHECKF(count_lines(up_out) == 1, "%s", up_out);
+    CHECKF(strstr(up_out, "\"input\": \"d/q\\\"b\\\\s\\u000a\\u0001\\u007f\\ufffd\303\251.png\""),
+           "%s", up_out);
+    CHECKF(strstr(up_out, "\"output\": \"o/q\\\"b\\\\s\\u000a\\u0001\\u007f\\ufffd\303\251.png\""),
+           "%s", up_out);
+    CHECK(has_size("o/q\"b\\s\n\001\177\377\303\251.png", 12, 8));
+    /* Messages keep such a name on one line. */
+    rc = up("upscale", odd, "-o", "o/x.bmp", NULL);
+    CHECKF(rc == 2 && tu_one_line(up_err), "exit %d: %s", rc, up_err);
+    rc = up("upscale", odd, "-o", "nowhere/x.png", NULL);
+    CHECKF(rc == 1 && tu_one_line(up_err), "exit %d: %s", rc, up_err);
+}
+
+TEST(cli_upscale_rev3_folder_name_clash_and_special_model)
+{
+    CHECK(up_setup(""));
+    mkdir("in", 0777);
+    /* "x" (a PNG without extension) becomes x.png, like the real x.png:
+     * the second result must not silently replace the first. */
+    CHECK_OK(up_save_pattern("in/x.png", 6, 4, 3, UPRES_U8));
+    CHECK(rename("in/x.png", "in/x") == 0);
+    CHECK_OK(up_save_pattern("in/x.png", 5, 5, 3, UPRES_U8));
+    int rc = up("upscale", "-i", "in", "-o", "out", "-s", "2", NULL);
+    CHECKF(rc == 1, "exit %d: %s", rc, up_err);
+    CHECK(has_size("out/x.png", 12, 8));
+    CHECKF(strstr(up_err, "in/x.png") && strstr(up_err, "rename"), "%s", up_err);
+    CHECKF(strstr(up_out, "1 written, 0 skipped, 1 failed"), "%s", up_out);
+    /* A model "file" that is a FIFO would block forever: refused. */
+    CHECK(mkfifo("pipe.pth", 0600) == 0);
+    CHECK_OK(up_save_pattern("in.png", 4, 4, 3, UPRES_U8));
+    rc = up("upscale", "in.png", "-m", "./pipe.pth", NULL);
+    CHECKF(rc == 1 && tu_one_line(up_err) && strstr(up_err, "pipe.pth"), "exit %d: %s", rc,
+           up_err);
+    CHECK(!test_file_exists("in-x4.png"));
+}

@@ -677,15 +677,8 @@ TEST(upscale_clamps_before_exact_resize)
     upres_ctx_free(ctx);
 }
 
-/* Y', Cb, Cr (BT.601 full range) of a pixel of a f32 RGB image. */
-static void ycc(const upres_image *im, uint32_t x, uint32_t y, double out[3])
-{
-    double r = sample01(im, x, y, 0), g = sample01(im, x, y, 1), b = sample01(im, x, y, 2);
-    out[0] = 0.299 * r + 0.587 * g + 0.114 * b;
-    out[1] = (b - out[0]) / 1.772;
-    out[2] = (r - out[0]) / 1.402;
-}
-
+/* Luma mode keeps the bicubic upscale's hue and chroma (CIELAB a*, b*)
+ * wherever nothing was clipped, while the lightness comes from the network. */
 TEST(upscale_luma_keeps_bicubic_chroma)
 {
     upres_ctx *ctx = tu_ctx_1thread();
@@ -699,19 +692,12 @@ TEST(upscale_luma_keeps_bicubic_chroma)
     CHECK_OK(upres_upscale(ctx, m, in, &d, &o));
     CHECK_EQ(o->width, 37);
     CHECK_EQ(o->height, 28);
-    upres_image *planes[3] = {NULL, NULL, NULL}, *up[3] = {NULL, NULL, NULL};
-    for (int c = 0; c < 3; c++) CHECK_OK(upres_image_new(&planes[c], 21, 16, 1, UPRES_F32, NULL));
-    for (uint32_t y = 0; y < 16; y++)
-        for (uint32_t x = 0; x < 21; x++) {
-            double v[3];
-            ycc(in, x, y, v);
-            for (int c = 0; c < 3; c++) ((float *)upres_image_row(planes[c], y))[x] = (float)v[c];
-        }
+    upres_image *bic = NULL;
     upres_resize_desc rd = upres_resize_desc_defaults();
     rd.width = 37;
     rd.height = 28;
     rd.filter = UPRES_FILTER_BICUBIC;
-    for (int c = 0; c < 3; c++) CHECK_OK(upres_resize(ctx, planes[c], &rd, &up[c]));
+    CHECK_OK(upres_resize(ctx, in, &rd, &bic));
     double worst_c = 0, luma_change = 0;
     int used = 0;
     for (uint32_t y = 0; y < 28; y++)
@@ -719,26 +705,23 @@ TEST(upscale_luma_keeps_bicubic_chroma)
             int clamped = 0;
             for (int c = 0; c < 3; c++) {
                 double v = sample01(o, x, y, (uint32_t)c);
-                if (v <= 0 || v >= 1) clamped = 1;
+                if (v <= 1e-3 || v >= 1 - 1e-3) clamped = 1; /* clipped or gamut-mapped */
             }
             if (clamped) continue;
             used++;
-            double v[3];
-            ycc(o, x, y, v);
-            for (int c = 1; c < 3; c++) {
-                double e = fabs(v[c] - ((float *)upres_image_row(up[c], y))[x]);
-                if (e > worst_c) worst_c = e;
-            }
-            luma_change += fabs(v[0] - ((float *)upres_image_row(up[0], y))[x]);
+            double lo[3], lb[3];
+            upres__srgb_to_lab(sample01(o, x, y, 0), sample01(o, x, y, 1), sample01(o, x, y, 2), lo);
+            upres__srgb_to_lab(sample01(bic, x, y, 0), sample01(bic, x, y, 1),
+                               sample01(bic, x, y, 2), lb);
+            for (int c = 1; c < 3; c++)
+                if (fabs(lo[c] - lb[c]) > worst_c) worst_c = fabs(lo[c] - lb[c]);
+            luma_change += fabs(lo[0] - lb[0]);
         }
+    upres_image_free(bic);
     CHECKF(used > 37 * 28 / 2, "only %d unclamped pixels", used);
-    CHECKF(worst_c < 2e-6, "chroma differs from bicubic by %g", worst_c);
-    CHECKF(luma_change / used > 0.01, "luma did not go through the network (%g)",
+    CHECKF(worst_c < 1e-3, "a*/b* differ from bicubic by %g", worst_c);
+    CHECKF(luma_change / used > 0.5, "lightness did not go through the network (mean dL* %g)",
            luma_change / used);
-    for (int c = 0; c < 3; c++) {
-        upres_image_free(planes[c]);
-        upres_image_free(up[c]);
-    }
     upres_image_free(o);
     upres_image_free(in);
     upres_model_free(m);
@@ -947,11 +930,12 @@ TEST(upscale_real_model_tiling)
 }
 
 /*
- * Luma mode with a real network: its colour is the bicubic colour (Cb, Cr
- * equal wherever nothing was clamped), and it sits closer to the bicubic
- * upscale in CIEDE2000 than RGB mode does. (The issue's "mean CIEDE2000
- * against bicubic <= 0.5" does not hold for real models: they change
- * lightness at every edge, which CIEDE2000 counts; see the report.)
+ * Luma mode with a real network: its hue and chroma are the bicubic
+ * upscale's (CIELAB a*, b* equal wherever nothing was clipped), and it sits
+ * closer to the bicubic upscale in CIEDE2000 than RGB mode does. (The
+ * issue's "mean CIEDE2000 against bicubic <= 0.5" cannot hold for real
+ * models as a whole-colour difference: they change lightness at every edge,
+ * which CIEDE2000 counts; bench/luma_drift.sh measures both.)
  */
 TEST(upscale_real_model_luma_colour)
 {
@@ -976,20 +960,34 @@ TEST(upscale_real_model_luma_colour)
     rd.height = lo->height;
     rd.filter = UPRES_FILTER_BICUBIC;
     CHECK_OK(upres_resize(ctx, in, &rd, &bic));
-    double worst = 0, de_luma = 0, de_rgb = 0;
-    int used = 0;
+    double worst = 0, worst_hue = 0, de_luma = 0, de_rgb = 0;
+    int used = 0, mapped = 0;
     for (uint32_t y = 0; y < lo->height; y++)
         for (uint32_t x = 0; x < lo->width; x++) {
-            int clamped = 0;
+            int edge = 0, bic_clipped = 0;
             for (uint32_t c = 0; c < 3; c++) {
                 double a = sample01(lo, x, y, c), b = sample01(bic, x, y, c);
-                if (a <= 0 || a >= 1 || b <= 0 || b >= 1) clamped = 1;
+                if (a <= 1e-3 || a >= 1 - 1e-3) edge = 1;
+                if (b <= 0 || b >= 1) bic_clipped = 1;
             }
-            if (clamped) continue;
-            used++;
+            if (bic_clipped) continue;
             double u[3], v[3];
-            ycc(lo, x, y, u);
-            ycc(bic, x, y, v);
+            upres__srgb_to_lab(sample01(lo, x, y, 0), sample01(lo, x, y, 1),
+                               sample01(lo, x, y, 2), u);
+            upres__srgb_to_lab(sample01(bic, x, y, 0), sample01(bic, x, y, 1),
+                               sample01(bic, x, y, 2), v);
+            if (edge) {
+                /* Pushed out of the gamut by the new lightness: chroma
+                 * shrinks, hue stays. */
+                if (hypot(u[1], u[2]) > 5 && hypot(v[1], v[2]) > 5) {
+                    double dh = fabs(atan2(u[2], u[1]) - atan2(v[2], v[1]));
+                    if (dh > 3.14159265358979323846) dh = 2 * 3.14159265358979323846 - dh;
+                    if (dh > worst_hue) worst_hue = dh;
+                    mapped++;
+                }
+                continue;
+            }
+            used++;
             for (int c = 1; c < 3; c++)
                 if (fabs(u[c] - v[c]) > worst) worst = fabs(u[c] - v[c]);
         }
@@ -1003,12 +1001,39 @@ TEST(upscale_real_model_luma_colour)
     upres_model_free(m);
     upres_ctx_free(ctx);
     CHECKF(used > 1000, "%d unclamped pixels", used);
-    CHECKF(worst < 1e-5, "chroma differs from bicubic by %g", worst);
+    printf("    luma mode: %d pixels with bicubic a*/b* (max diff %.2g), %d gamut-mapped (max hue "
+           "turn %.2g rad); CIEDE2000 vs bicubic %.3f (rgb mode %.3f)\n",
+           used, worst, mapped, worst_hue, de_luma, de_rgb);
+    CHECKF(worst < 1e-3, "a*/b* differ from bicubic by %g", worst);
+    CHECKF(worst_hue < 0.01, "gamut mapping turned the hue by %g rad (%d pixels)", worst_hue,
+           mapped);
     CHECKF(de_luma < de_rgb && de_luma > 0.05, "CIEDE2000 vs bicubic: luma %g, rgb %g", de_luma,
            de_rgb);
 }
 
 /* ---- CIEDE2000 ---- */
+
+/* Lab -> sRGB inverts sRGB -> Lab, in and out of gamut, and gray
+ * lightness is the L* of a gray. */
+TEST(ciede_lab_round_trip)
+{
+    uint32_t s = 7;
+    double worst = 0, worst_l = 0;
+    for (int i = 0; i < 20000; i++) {
+        double rgb[3], lab[3], back[3];
+        for (int c = 0; c < 3; c++) rgb[c] = -0.1 + 1.2 * (tu_xorshift32(&s) / 4294967296.0);
+        upres__srgb_to_lab(rgb[0], rgb[1], rgb[2], lab);
+        upres__lab_to_srgb(lab, back);
+        for (int c = 0; c < 3; c++)
+            if (fabs(back[c] - rgb[c]) > worst) worst = fabs(back[c] - rgb[c]);
+        double g = rgb[0] < 0 ? 0 : rgb[0] > 1 ? 1 : rgb[0];
+        upres__srgb_to_lab(g, g, g, lab);
+        if (fabs(lab[0] - upres__srgb_gray_lightness(g)) > worst_l)
+            worst_l = fabs(lab[0] - upres__srgb_gray_lightness(g));
+    }
+    CHECKF(worst < 1e-9, "round trip error %g", worst);
+    CHECKF(worst_l < 1e-9, "gray lightness error %g", worst_l);
+}
 
 TEST(ciede_sharma_pairs)
 {

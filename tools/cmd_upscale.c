@@ -38,8 +38,9 @@ const char cli_upscale_help[] =
     "                       a file stem ('realesr-animevideov3', 'up2x-no-denoise'),\n"
     "                       the stem without a scale suffix (-x4, _2x), or a name\n"
     "                       with folders ('models-pro/up2x-no-denoise'). When\n"
-    "                       several files match: .safetensors, then .pth/.pt, then\n"
-    "                       ncnn .param, then search path order (-v says which).\n"
+    "                       several files match: the first search folder that\n"
+    "                       has one, then .safetensors, .pth/.pt, ncnn .param\n"
+    "                       (-v says which).\n"
     "                       Without -m the first found of realesr-general-x4v3,\n"
     "                       RealESRGAN_General_x4_v3, upscayl-lite-4x,\n"
     "                       RealESRGAN_x4plus, realesrgan-x4plus,\n"
@@ -147,6 +148,10 @@ static const char *ext_dot(const char *name)
 static int mkdir_all(const char *dir)
 {
     char tmp[PATH_MAX];
+    if (!*dir) {
+        errno = ENOENT;
+        return 0;
+    }
     if ((size_t)snprintf(tmp, sizeof tmp, "%s", dir) >= sizeof tmp) {
         errno = ENAMETOOLONG;
         return 0;
@@ -549,14 +554,16 @@ static long find_model(const model_list *l, const char *name, int want_scale, si
 {
     char base[PATH_MAX];
     int want_kind = kind_of(name);
-    snprintf(base, sizeof base, "%s", name);
+    *matches = 0;
+    /* A name this long is no file below a search folder; cutting it would
+     * match something else (or lose the extension's dot). */
+    if ((size_t)snprintf(base, sizeof base, "%s", name) >= sizeof base) return -1;
     if (want_kind != KIND_NONE) *(char *)ext_dot(base) = 0;
     /* "./x" and trailing slashes add nothing to a name. */
     char *b = base;
     while (b[0] == '.' && b[1] == '/') b += 2;
     long best = -1;
     int best_rank = 9, best_scale = 0;
-    *matches = 0;
     for (size_t i = 0; i < l->n; i++) {
         const model_file *m = &l->v[i];
         /* A name with an extension means exactly that file name. */
@@ -573,10 +580,13 @@ static long find_model(const model_list *l, const char *name, int want_scale, si
         }
         if (rank > best_rank) continue;
         (*matches)++;
-        /* Same rank: the scale asked for, then the larger scale (a x4
-         * network resized down beats a x2 one made from it by a resize
-         * layer), then the format preference; the list is already in
-         * search order, so an earlier file wins the remaining ties. */
+        /* Same rank: the earlier search folder (--model-path DIR is searched
+         * first, so it must win over a file of the same name elsewhere),
+         * then the scale asked for, then the larger scale (a x4 network
+         * resized down beats a x2 one made from it by a resize layer), then
+         * the format preference; the list is in search order, so an earlier
+         * file wins the remaining ties. */
+        if (m->dir != l->v[best].dir) continue;
         int better, a_hit = rank == 2 && sc == want_scale, b_hit = rank == 2 && best_scale == want_scale;
         if (a_hit != b_hit) better = a_hit;
         else if (rank == 2 && sc != best_scale) better = sc > best_scale;
@@ -674,6 +684,10 @@ static int resolve_model(const cli_global *g, upres_ctx *ctx, const char *want,
                         "name (see 'upres models')", cli_clean(want, p, sizeof p));
     /* A folder that happens to carry the name (a model's own folder in the
      * working folder) does not hide the model of that name. */
+    /* A FIFO or a device would block or stream forever. */
+    if (exists && !S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode))
+        return cli_fail("cannot load model '%s': not a regular file; give a model file or a "
+                        "name (see 'upres models')", cli_clean(want, p, sizeof p));
     if (exists && !S_ISDIR(sb.st_mode)) {
         if (!(*path = dup_str(want))) return cli_fail("out of memory");
         int rc = load_model(g, ctx, want, 0, model);
@@ -706,8 +720,9 @@ static int resolve_model(const cli_global *g, upres_ctx *ctx, const char *want,
                             cli_clean(want, p, sizeof p), matches,
                             cli_clean(l.v[k].path, q, sizeof q), kind_name(l.v[k].kind));
             } else {
+                char q[1024];
                 cli_verbose(g, "model name '%s' -> '%s'", cli_clean(want, p, sizeof p),
-                            l.v[k].path);
+                            cli_clean(l.v[k].path, q, sizeof q));
             }
             rc = load_model(g, ctx, l.v[k].path, 0, model);
             if (rc == CLI_OK && !(*path = dup_str(l.v[k].path))) rc = cli_fail("out of memory");
@@ -854,6 +869,9 @@ static int upscale_one(const cli_global *g, upres_ctx *ctx, const upscale_opts *
     upres_model_info mi;
     memset(&mi, 0, sizeof mi);
     if (model) upres_model_get_info(model, &mi);
+    /* The name is the file's stem: keep it from breaking message lines. */
+    char mname[sizeof mi.name];
+    cli_clean(model ? mi.name : "lanczos3", mname, sizeof mname);
     double scale = o->scale > 0 ? o->scale : model ? (double)mi.scale : 4.0;
     uint32_t ow, oh;
     out_size(o, scale, src->width, src->height, &ow, &oh);
@@ -905,11 +923,11 @@ static int upscale_one(const cli_global *g, upres_ctx *ctx, const upscale_opts *
                         "upres: warning: %s averages over its whole input, so the %llu tiles "
                         "of '%s' may show seams; give it more memory (--memory) or a larger "
                         "--tile so it runs in one tile\n",
-                        mi.name, (unsigned long long)upscale_tiles, cli_clean(in, p, sizeof p));
+                        mname, (unsigned long long)upscale_tiles, cli_clean(in, p, sizeof p));
             }
             cli_verbose(g, "upscaled %ux%u -> %ux%u with %s, %llu tile%s, %d thread%s in %.1f ms",
                         src->width, src->height, dst->width, dst->height,
-                        model ? mi.name : "lanczos3", (unsigned long long)upscale_tiles,
+                        mname, (unsigned long long)upscale_tiles,
                         upscale_tiles == 1 ? "" : "s", upres_ctx_threads(ctx),
                         upres_ctx_threads(ctx) == 1 ? "" : "s", (cli_now() - t1) * 1e3);
         }
@@ -936,7 +954,7 @@ static int upscale_one(const cli_global *g, upres_ctx *ctx, const upscale_opts *
             fflush(stdout);
         } else {
             cli_note(g, "%s: %ux%u (from %ux%u, %s)", cli_clean(out, q, sizeof q), dst->width,
-                     dst->height, src->width, src->height, model ? mi.name : "lanczos3");
+                     dst->height, src->width, src->height, mname);
         }
         cli_verbose(g, "total %.1f ms", secs * 1e3);
     }
@@ -1021,6 +1039,10 @@ static int upscale_dir(const cli_global *g, upres_ctx *ctx, const upscale_opts *
     }
     size_t done = 0, skipped = 0, failed = 0;
     int rc = CLI_OK;
+    /* Outputs written under a name with .png added: "x" and "x.png" would
+     * otherwise silently replace each other's result. Name order puts "x"
+     * first, so only these names need remembering. */
+    cli_paths taken = {0};
     for (size_t k = 0; k < b.paths.n; k++) {
         const char *in = b.paths.v[k], *rel = b.rels.v[k];
         if (cli_interrupted()) {
@@ -1037,11 +1059,20 @@ static int upscale_dir(const cli_global *g, upres_ctx *ctx, const upscale_opts *
         /* Same relative path; a name whose extension is no output format
          * gets .png added. */
         char out[PATH_MAX + 16];
-        int n = snprintf(out, sizeof out, "%s/%s%s", o->out, rel,
-                         upres_format_from_path(rel) == UPRES_FORMAT_UNKNOWN ? ".png" : "");
+        int add_png = upres_format_from_path(rel) == UPRES_FORMAT_UNKNOWN;
+        int n = snprintf(out, sizeof out, "%s/%s%s", o->out, rel, add_png ? ".png" : "");
         if (n < 0 || (size_t)n >= sizeof out) {
             cli_fail("cannot write the result of '%s': the path is too long",
                      cli_clean(in, p, sizeof p));
+            failed++;
+            continue;
+        }
+        size_t t = 0;
+        while (t < taken.n && strcmp(taken.v[t], out) != 0) t++;
+        if (t < taken.n) {
+            cli_fail("cannot write the result of '%s': '%s' is the result of another input "
+                     "already; rename one of them", cli_clean(in, p, sizeof p),
+                     cli_clean(out, q, sizeof q));
             failed++;
             continue;
         }
@@ -1049,14 +1080,18 @@ static int upscale_dir(const cli_global *g, upres_ctx *ctx, const upscale_opts *
         snprintf(parent, sizeof parent, "%s", out);
         *strrchr(parent, '/') = 0;
         if (!mkdir_all(parent)) {
-            cli_fail("cannot create folder '%s': %s", cli_clean(parent, q, sizeof q),
-                     strerror(errno));
+            cli_fail("cannot create folder '%s': %s; choose another output folder",
+                     cli_clean(parent, q, sizeof q), strerror(errno));
             failed++;
             continue;
         }
         int r = upscale_one(g, ctx, o, model, model_path, in, out, NULL);
         if (r == CLI_OK) done++;
         else failed++;
+        if (r == CLI_OK && add_png && !cli_paths_add(&taken, out)) {
+            rc = cli_fail("out of memory");
+            break;
+        }
         if (r != CLI_OK && cli_interrupted()) {
             rc = CLI_FAIL;
             break;
@@ -1074,6 +1109,7 @@ static int upscale_dir(const cli_global *g, upres_ctx *ctx, const upscale_opts *
                 failed, total);
     }
     if (rc == CLI_OK && failed) rc = CLI_FAIL;
+    cli_paths_free(&taken);
     cli_paths_free(&b.paths);
     cli_paths_free(&b.rels);
     return rc;
@@ -1099,17 +1135,22 @@ static int upscale_option(cli_args *a, upscale_opts *o)
         return r;
     }
     if ((r = cli_match(a, "output", 'o', &v)) != CLI_NOMATCH) {
+        if (r == CLI_MATCH && !*v)
+            return cli_usage_error(a->cmd, "empty output name (want a file or a folder)"), CLI_BAD;
         if (r == CLI_MATCH) o->out = v;
         return r;
     }
     if ((r = cli_match(a, "input", 'i', &v)) != CLI_NOMATCH) {
+        if (r == CLI_MATCH && !*v)
+            return cli_usage_error(a->cmd, "empty input name (want a file or a folder)"), CLI_BAD;
         if (r == CLI_MATCH) o->in_dir = v;
         return r;
     }
     if ((r = cli_match(a, "scale", 's', &v)) != CLI_NOMATCH) {
         if (r != CLI_MATCH) return r;
         if (!cli_parse_factor(v, &o->scale) || o->scale > 1024)
-            return cli_usage_error(a->cmd, "bad scale '%s' (want a number > 0, e.g. 2 or 1.5)",
+            return cli_usage_error(a->cmd, "bad scale '%s' (want a number > 0 and at most 1024, "
+                                           "e.g. 2 or 1.5)",
                                    cli_clean(v, buf, sizeof buf)), CLI_BAD;
         return r;
     }
@@ -1396,8 +1437,9 @@ int cli_models_main(cli_global *g, int argc, char **argv)
         } else {
             model_error(ctx, st, row->error, sizeof row->error);
         }
-        cli_verbose(g, "%s: %s in %.1f ms", l.v[i].path, row->loaded ? "loaded" : "failed",
-                    (cli_now() - t0) * 1e3);
+        char q[1024];
+        cli_verbose(g, "%s: %s in %.1f ms", cli_clean(l.v[i].path, q, sizeof q),
+                    row->loaded ? "loaded" : "failed", (cli_now() - t0) * 1e3);
         if (cli_interrupted()) rc = cli_report(ctx, UPRES_ERR_CANCELLED, "list", NULL);
     }
     cli_progress_clear();
@@ -1441,7 +1483,8 @@ int cli_models_main(cli_global *g, int argc, char **argv)
             int n = (int)strlen(r->select);
             if (n > wn) wn = n;
             if (r->loaded && (int)strlen(r->info.arch) > wa) wa = (int)strlen(r->info.arch);
-            if (r->loaded && (int)strlen(r->info.format) > wf) wf = (int)strlen(r->info.format);
+            const char *fmt = r->loaded ? r->info.format : kind_name(r->f->kind);
+            if ((int)strlen(fmt) > wf) wf = (int)strlen(fmt);
         }
         if (wn > 40) wn = 40;
         printf("search path: %s\n", where);

@@ -35,6 +35,35 @@ void upres__srgb_to_lab(double r, double g, double b, double lab[3])
     lab[2] = 200.0 * (fy - fz);
 }
 
+/* Inverse of lab_f, using the same constants so that the two round-trip. */
+static double lab_finv(double t)
+{
+    return t > 0.20689655172413793 ? t * t * t : (t - 16.0 / 116.0) / 7.787;
+}
+
+static double srgb_encode(double v)
+{
+    return v > 0.0031308 ? 1.055 * pow(v, 1.0 / 2.4) - 0.055 : 12.92 * v;
+}
+
+void upres__lab_to_srgb(const double lab[3], double rgb[3])
+{
+    double fy = (lab[0] + 16.0) / 116.0;
+    double x = 0.95047 * lab_finv(fy + lab[1] / 500.0);
+    double y = lab_finv(fy);
+    double z = 1.08883 * lab_finv(fy - lab[2] / 200.0);
+    /* The inverse of the matrix in upres__srgb_to_lab. */
+    rgb[0] = srgb_encode(3.240481343200527 * x - 1.5371515162713185 * y - 0.4985363261688879 * z);
+    rgb[1] = srgb_encode(-0.9692549499965684 * x + 1.8759900014898907 * y + 0.04155592655829285 * z);
+    rgb[2] = srgb_encode(0.05564663913517715 * x - 0.20404133836651123 * y + 1.0573110696453443 * z);
+}
+
+double upres__srgb_gray_lightness(double v)
+{
+    /* The matrix rows sum to 1 for Y, so a gray's Y is its linear value. */
+    return 116.0 * lab_f(srgb_decode(v)) - 16.0;
+}
+
 /* Polar angle in [0, 2*pi). */
 static double hue_2pi(double x, double y)
 {

@@ -10,6 +10,13 @@
  * the sRGB/D65 XYZ matrix, then the CIE 1976 L*a*b* formulas. */
 void upres__srgb_to_lab(double r, double g, double b, double lab[3]);
 
+/* The inverse of upres__srgb_to_lab (results not clamped; out-of-gamut
+ * colours give values outside [0,1]). */
+void upres__lab_to_srgb(const double lab[3], double rgb[3]);
+
+/* L* of the sRGB gray v (= upres__srgb_to_lab(v, v, v)[0], cheaper). */
+double upres__srgb_gray_lightness(double v);
+
 /* CIEDE2000 colour difference of two L*a*b* colours with kL = kC = kH = 1
  * (Sharma, Wu, Dalal 2005; the same arithmetic as
  * skimage.color.deltaE_ciede2000). */

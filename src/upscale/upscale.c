@@ -7,10 +7,13 @@
  *                         alpha source (1 channel)
  *   colour source --(tiled network)--> colour at the network's scale
  *        --(lanczos3 when the size differs)--> colour at the target size
- *   luma path: Cb, Cr of the input --(bicubic)--> target size; recombined
+ *   luma path: RGB of the input --(bicubic)--> target size; recombined in
+ *              CIELAB: its a*, b* with its L* moved by the network's change
+ *              of lightness
  *   alpha --(lanczos3 | tiled network)--> target size
  *   --> output at the input's depth, rounded once, ICC kept.
  */
+#include "metrics/metrics_internal.h"
 #include "models/models_internal.h"
 #include "upscale/upscale_internal.h"
 
@@ -345,7 +348,7 @@ static int target_size(upres_ctx *ctx, const upres_image *in, const upres_upscal
 
 typedef struct work {
     upres_image *color_src, *alpha_src; /* input size */
-    upres_image *cb, *cr;               /* input size, then target size */
+    upres_image *chroma;                /* luma mode: RGB, input size, then target size */
     upres_image *color, *alpha;         /* network size, then target size */
 } work;
 
@@ -353,10 +356,85 @@ static void work_free(work *w)
 {
     upres_image_free(w->color_src);
     upres_image_free(w->alpha_src);
-    upres_image_free(w->cb);
-    upres_image_free(w->cr);
+    upres_image_free(w->chroma);
     upres_image_free(w->color);
     upres_image_free(w->alpha);
+}
+
+static int in_gamut(const double rgb[3])
+{
+    const double e = 1e-9;
+    return rgb[0] >= -e && rgb[0] <= 1 + e && rgb[1] >= -e && rgb[1] <= 1 + e && rgb[2] >= -e &&
+           rgb[2] <= 1 + e;
+}
+
+/* CIELAB -> sRGB; a colour outside the sRGB gamut keeps its hue and
+ * lightness and loses just enough chroma to fit (bisection on the chroma
+ * scale), where clipping each channel would shift its hue. */
+static void lab_to_srgb_in_gamut(double lab[3], double rgb[3])
+{
+    lab[0] = lab[0] < 0 ? 0 : lab[0] > 100 ? 100 : lab[0];
+    upres__lab_to_srgb(lab, rgb);
+    if (in_gamut(rgb)) return;
+    const double a = lab[1], b = lab[2];
+    double lo = 0.0, hi = 1.0; /* lo always fits: a gray of lightness L* */
+    for (int i = 0; i < 16; i++) {
+        double k = 0.5 * (lo + hi);
+        lab[1] = a * k;
+        lab[2] = b * k;
+        upres__lab_to_srgb(lab, rgb);
+        if (in_gamut(rgb))
+            lo = k;
+        else
+            hi = k;
+    }
+    lab[1] = a * lo;
+    lab[2] = b * lo;
+    upres__lab_to_srgb(lab, rgb);
+}
+
+/* The last step: network colour (+ luma-mode chroma, + alpha), all at the
+ * target size, into the output image at its depth. */
+typedef struct finish_job {
+    upres_image *res;
+    const upres_image *color, *alpha, *chroma; /* alpha, chroma may be NULL */
+    int rgb_net, C;
+} finish_job;
+
+static void finish_rows(void *user, uint64_t y0, uint64_t y1)
+{
+    const finish_job *J = user;
+    upres_image *res = J->res;
+    const int C = J->C;
+    for (uint64_t yy = y0; yy < y1; yy++) {
+        const uint32_t y = (uint32_t)yy;
+        void *orow = upres_image_row(res, y);
+        const float *cr = frow(J->color, y);
+        const float *ar = J->alpha ? frow(J->alpha, y) : NULL;
+        const float *chr = J->chroma ? frow(J->chroma, y) : NULL;
+        for (uint32_t x = 0; x < res->width; x++) {
+            size_t o = (size_t)x * C;
+            if (J->rgb_net) {
+                for (int c = 0; c < 3; c++) put01(orow, res->depth, o + c, cr[3 * x + c]);
+            } else if (chr) {
+                /* Hue and chroma (a*, b*) are the bicubic upscale's; its
+                 * lightness moves by what the network changed in the luma
+                 * (measured as the L* of grays), so a network that only
+                 * interpolates gives the bicubic colour back. */
+                const float *p = chr + 3 * (size_t)x;
+                double lab[3], rgb[3];
+                upres__srgb_to_lab(p[0], p[1], p[2], lab);
+                double ybic = KR * p[0] + KG * p[1] + KB * p[2];
+                lab[0] += upres__srgb_gray_lightness(clamp01(cr[x])) -
+                          upres__srgb_gray_lightness(clamp01((float)ybic));
+                lab_to_srgb_in_gamut(lab, rgb);
+                for (int c = 0; c < 3; c++) put01(orow, res->depth, o + c, clamp01((float)rgb[c]));
+            } else {
+                put01(orow, res->depth, o, cr[x]);
+            }
+            if (ar) put01(orow, res->depth, o + C - 1, ar[x]);
+        }
+    }
 }
 
 int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
@@ -427,9 +505,7 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
     /* Float sources at the input size. */
     if ((st = new_f32(ctx, W, H, rgb_net ? 3 : 1, &wk.color_src, "source"))) goto done;
     if (has_alpha && (st = new_f32(ctx, W, H, 1, &wk.alpha_src, "alpha"))) goto done;
-    if (luma && ((st = new_f32(ctx, W, H, 1, &wk.cb, "chroma")) ||
-                 (st = new_f32(ctx, W, H, 1, &wk.cr, "chroma"))))
-        goto done;
+    if (luma && (st = new_f32(ctx, W, H, 3, &wk.chroma, "chroma"))) goto done;
     for (uint32_t y = 0; y < H; y++) {
         const void *row = upres_image_row(in, y);
         float *cs = frow(wk.color_src, y);
@@ -444,10 +520,11 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
                     cs[3 * x + 1] = g;
                     cs[3 * x + 2] = b;
                 } else {
-                    float yv = KR * r + KG * g + KB * b;
-                    cs[x] = yv;
-                    frow(wk.cb, y)[x] = (b - yv) / (2.0f * (1.0f - KB));
-                    frow(wk.cr, y)[x] = (r - yv) / (2.0f * (1.0f - KR));
+                    cs[x] = KR * r + KG * g + KB * b;
+                    float *ch = frow(wk.chroma, y) + 3 * (size_t)x;
+                    ch[0] = r;
+                    ch[1] = g;
+                    ch[2] = b;
                 }
             } else {
                 cs[x] = get01(row, in->depth, i);
@@ -497,9 +574,7 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
         }
         if ((st = resize_to(ctx, &wk.alpha, tw, th, UPRES_FILTER_LANCZOS3))) goto done;
     }
-    if (luma && ((st = resize_to(ctx, &wk.cb, tw, th, UPRES_FILTER_BICUBIC)) ||
-                 (st = resize_to(ctx, &wk.cr, tw, th, UPRES_FILTER_BICUBIC))))
-        goto done;
+    if (luma && (st = resize_to(ctx, &wk.chroma, tw, th, UPRES_FILTER_BICUBIC))) goto done;
 
     /* Recombine at the input's depth, rounding once. */
     upres_image *res = NULL;
@@ -513,28 +588,11 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
         st = upres__fail(ctx, st, "upscale: cannot copy the ICC profile");
         goto done;
     }
-    for (uint32_t y = 0; y < th; y++) {
-        void *orow = upres_image_row(res, y);
-        const float *cr = frow(wk.color, y);
-        const float *ar = has_alpha ? frow(wk.alpha, y) : NULL;
-        const float *cbr = luma ? frow(wk.cb, y) : NULL, *crr = luma ? frow(wk.cr, y) : NULL;
-        for (uint32_t x = 0; x < tw; x++) {
-            size_t o = (size_t)x * C;
-            if (rgb_net) {
-                for (int c = 0; c < 3; c++) put01(orow, res->depth, o + c, cr[3 * x + c]);
-            } else if (luma) {
-                float yv = cr[x], u = cbr[x], v = crr[x];
-                float r = yv + 2.0f * (1.0f - KR) * v;
-                float b = yv + 2.0f * (1.0f - KB) * u;
-                float g = (yv - KR * r - KB * b) / KG;
-                put01(orow, res->depth, o, clamp01(r));
-                put01(orow, res->depth, o + 1, clamp01(g));
-                put01(orow, res->depth, o + 2, clamp01(b));
-            } else {
-                put01(orow, res->depth, o, cr[x]);
-            }
-            if (ar) put01(orow, res->depth, o + C - 1, ar[x]);
-        }
+    finish_job fj = {res, wk.color, has_alpha ? wk.alpha : NULL, luma ? wk.chroma : NULL,
+                     rgb_net, (int)C};
+    if ((st = upres__parallel_for(ctx, NULL, th, 16, finish_rows, &fj))) {
+        upres_image_free(res);
+        goto done;
     }
     *out = res;
     st = UPRES_OK;
