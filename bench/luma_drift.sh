@@ -2,8 +2,10 @@
 # Colour drift of `upscale --color luma` against a bicubic upscale, on the
 # Real-ESRGAN sample inputs. Prints, per image and mode (luma, rgb), the mean
 # CIEDE2000 against bicubic (everything the network changed, lightness
-# included) and the mean CIEDE2000 with lightness taken from the result on
-# both sides (hue and chroma drift only). Needs python3-skimage.
+# included), the mean CIEDE2000 with lightness taken from the result on
+# both sides (hue and chroma drift only), and that drift over the pixels
+# where neither image has a channel at 0 or 255 (no clipping). Needs
+# python3-skimage.
 # Usage: bench/luma_drift.sh [MODEL]   (default: the CLI's default model)
 set -euo pipefail
 UPRES_BIN=${UPRES_BIN:-build/upres}
@@ -27,6 +29,13 @@ import numpy as np
 from PIL import Image
 from skimage.color import rgb2lab, deltaE_ciede2000
 out = sys.argv[1]
+def rgb8(p):
+    im = Image.open(p)
+    if im.mode in ('I;16', 'I'):
+        im = Image.fromarray((np.asarray(im) >> 8).astype(np.uint8))
+    if 'A' in im.getbands():
+        im = Image.alpha_composite(Image.new('RGBA', im.size, (128, 128, 128, 255)), im.convert('RGBA'))
+    return np.asarray(im.convert('RGB'))
 def lab(p):
     # Alpha images are compared as seen: over mid-gray, so the colour of
     # invisible pixels does not count.
@@ -36,7 +45,7 @@ def lab(p):
     if 'A' in im.getbands():
         im = Image.alpha_composite(Image.new('RGBA', im.size, (128, 128, 128, 255)), im.convert('RGBA'))
     return rgb2lab(np.asarray(im.convert('RGB')) / 255.0)
-print(f"{'image':22} {'mode':5} {'dE00 vs bicubic':>16} {'hue+chroma only':>16}")
+print(f"{'image':22} {'mode':5} {'dE00 vs bicubic':>16} {'hue+chroma only':>16} {'same, unclipped':>16}")
 for b in sorted(glob.glob(os.path.join(out, '*-bicubic.png'))):
     s = os.path.basename(b)[:-len('-bicubic.png')]
     lb = lab(b)
@@ -44,6 +53,9 @@ for b in sorted(glob.glob(os.path.join(out, '*-bicubic.png'))):
         la = lab(os.path.join(out, f'{s}-{mode}.png'))
         full = deltaE_ciede2000(la, lb).mean()
         lb2 = lb.copy(); lb2[..., 0] = la[..., 0]
-        chroma = deltaE_ciede2000(la, lb2).mean()
-        print(f"{s:22} {mode:5} {full:16.3f} {chroma:16.3f}")
+        drift = deltaE_ciede2000(la, lb2)
+        ra, rb = rgb8(os.path.join(out, f'{s}-{mode}.png')), rgb8(b)
+        clip = ((ra == 0) | (ra == 255)).any(-1) | ((rb == 0) | (rb == 255)).any(-1)
+        unclipped = drift[~clip].mean() if (~clip).any() else float('nan')
+        print(f"{s:22} {mode:5} {full:16.3f} {drift.mean():16.3f} {unclipped:16.3f}")
 PY
