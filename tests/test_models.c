@@ -105,6 +105,7 @@ TEST(model_animevideov3_pth_and_ncnn_agree_on_photos)
     upres_model_get_info(a, &ia);
     upres_model_get_info(b, &ib);
     CHECK(strcmp(ia.arch, "SRVGGNetCompact") == 0);
+    CHECK(strcmp(ib.arch, "SRVGGNetCompact") == 0); /* recognised from its layer mix */
     CHECK(strcmp(ia.format, "pth") == 0 && strcmp(ib.format, "ncnn") == 0);
     CHECK_EQ(ia.scale, 4);
     CHECK_EQ(ib.scale, 4);

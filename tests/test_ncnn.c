@@ -259,10 +259,10 @@ static const nc_expect nc_expects[] = {
     {"models-cunet/noise0_model.param", "waifu2x-cunet", 1, 28, 4, 0},
     {"models-cunet/scale2.0x_model.param", "waifu2x-cunet", 2, 18, 2, 0},
     {"models-upconv_7_photo/scale2.0x_model.param", "waifu2x-upconv7", 2, 7, 2, 0},
-    {"realesr-animevideov3-x2.param", "ncnn", 2, 0, 1, 0},
-    {"realesr-animevideov3-x3.param", "ncnn", 3, 0, 1, 0},
-    {"realesr-animevideov3-x4.param", "ncnn", 4, 0, 1, 0},
-    {"upscayl-lite-4x.param", "ncnn", 4, 0, 1, 0},
+    {"realesr-animevideov3-x2.param", "SRVGGNetCompact", 2, 0, 1, 0},
+    {"realesr-animevideov3-x3.param", "SRVGGNetCompact", 3, 0, 1, 0},
+    {"realesr-animevideov3-x4.param", "SRVGGNetCompact", 4, 0, 1, 0},
+    {"upscayl-lite-4x.param", "SRVGGNetCompact", 4, 0, 1, 0},
 };
 
 static int nc_ends_with(const char *s, const char *suf)

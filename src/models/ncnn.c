@@ -1718,6 +1718,33 @@ static int add_cugan4x_residual(nc_state *S, int out, int pre_pad, int *res)
 
 /* ------------------------------------------------------------------------ */
 
+/* Number of layers of type `type` in a .param text (lines starting with
+ * the type followed by a blank). */
+static int count_layers(const char *text, size_t n, const char *type)
+{
+    size_t tl = strlen(type);
+    int k = 0;
+    for (size_t i = 0; i + tl < n; i++)
+        if ((i == 0 || text[i - 1] == '\n') && !memcmp(text + i, type, tl) &&
+            (text[i + tl] == ' ' || text[i + tl] == '\t'))
+            k++;
+    return k;
+}
+
+/* Architecture label of a graph that is not one of the families keyed on
+ * the folder: the layer mix of Real-ESRGAN's SRVGGNetCompact (a plain chain
+ * of convolutions and PReLU, a pixel shuffle, plus an upsampled copy of the
+ * input) is common enough to name. Only a label; nothing depends on it. */
+static const char *generic_arch(const char *text, size_t n)
+{
+    if (count_layers(text, n, "PixelShuffle") == 1 && count_layers(text, n, "PReLU") >= 2 &&
+        count_layers(text, n, "Interp") >= 1 && !count_layers(text, n, "Pooling") &&
+        !count_layers(text, n, "Deconvolution") && !count_layers(text, n, "Concat") &&
+        !count_layers(text, n, "Eltwise"))
+        return "SRVGGNetCompact";
+    return "ncnn";
+}
+
 int upres__ncnn_load(upres_ctx *ctx, const char *param_text, size_t param_size,
                      const uint8_t *bin, size_t bin_size, const char *name, const char *dir,
                      struct upres_model *m)
@@ -1874,7 +1901,8 @@ int upres__ncnn_load(upres_ctx *ctx, const char *param_text, size_t param_size,
     static const char *const arch_names[] = {"ncnn", "RealCUGAN-se", "RealCUGAN-pro",
                                              "RealCUGAN-nose", "waifu2x-cunet",
                                              "waifu2x-upconv7"};
-    snprintf(m->arch, sizeof(m->arch), "%s", arch_names[fam]);
+    snprintf(m->arch, sizeof(m->arch), "%s",
+             fam == FAM_GENERIC ? generic_arch(param_text, param_size) : arch_names[fam]);
     m->in_c = in_c;
     m->out_c = out_c;
     m->params = nn_graph_params(S.g);
