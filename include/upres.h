@@ -646,6 +646,57 @@ upres_upscale_desc upres_upscale_desc_defaults(void);
 int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
                   const upres_upscale_desc *desc, upres_image **out);
 
+/* What upres_upscale would do for a w x h input with `desc` (NULL =
+ * defaults), without running anything: the tile side it would use (from
+ * desc->tile or the memory budget), the number of tiles, and the bytes one
+ * tile needs (network activations plus tile buffers; they depend on the
+ * ctx's thread count). Any output may be NULL. The tile count is per pass:
+ * with alpha and UPRES_ALPHA_MODEL every tile runs twice. Without a model:
+ * tile 0, tiles 1, tile_bytes 0. Errors: UPRES_ERR_INVALID_ARG (w or h 0, a
+ * bad desc), UPRES_ERR_LIMIT (w x h over the ctx's limits); outputs are
+ * zeroed on error. */
+int upres_upscale_plan(upres_ctx *ctx, upres_model *model, uint32_t w, uint32_t h,
+                       const upres_upscale_desc *desc, uint32_t *tile, uint32_t *tiles,
+                       uint64_t *tile_bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Fidelity metrics                                                          */
+
+typedef struct upres_metrics_desc {
+    uint32_t shave;   /* pixels left out at every border (as SR benchmarks
+                         do); default 0 */
+} upres_metrics_desc;
+
+upres_metrics_desc upres_metrics_desc_defaults(void);
+
+/* Differences between two images of the same size. Values are computed on
+ * samples scaled to [0,1] (u8 / 255, u16 / 65535, f32 clamped), so an 8-bit
+ * and a 16-bit image compare directly; gray counts as R = G = B. Alpha: the
+ * colour channels are compared as stored (straight alpha), alpha
+ * differences count only in max_abs, and a missing alpha channel counts as
+ * opaque. */
+typedef struct upres_metrics {
+    uint32_t width, height;  /* compared area (after shave) */
+    double psnr;             /* dB over R, G, B; INFINITY when identical */
+    double psnr_y;           /* dB over BT.601 luma Y' (on the sRGB-encoded values) */
+    double ssim;             /* mean SSIM of R, G, B: Wang et al. 2004, Gaussian
+                                window 11x11, sigma 1.5, K1 0.01, K2 0.03, as
+                                skimage structural_similarity(gaussian_weights=True,
+                                sigma=1.5, use_sample_covariance=False); NAN when
+                                the compared area is smaller than 11x11 */
+    double ssim_y;           /* the same on Y' */
+    double de_mean, de_max, de_p95; /* CIEDE2000 (sRGB D65 -> CIELAB): mean
+                                ("colour drift"), maximum, 95th percentile */
+    double max_abs;          /* largest |a - b| of any sample incl. alpha, in
+                                8-bit levels (0..255 scale) */
+} upres_metrics;
+
+/* Computes all metrics of a against b. Errors: UPRES_ERR_INVALID_ARG (NULL,
+ * different sizes, shave leaving nothing), UPRES_ERR_LIMIT, UPRES_ERR_NOMEM,
+ * UPRES_ERR_CANCELLED. Uses the ctx's threads. */
+int upres_metrics_compute(upres_ctx *ctx, const upres_image *a, const upres_image *b,
+                          const upres_metrics_desc *desc, upres_metrics *out);
+
 #ifdef __cplusplus
 }
 #endif

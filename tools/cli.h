@@ -9,6 +9,8 @@
 
 #include "upres.h"
 
+#include <stdio.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +55,14 @@ int cli_batch_split_main(cli_global *g, int argc, char **argv);
 int cli_merge_main(cli_global *g, int argc, char **argv);
 int cli_upscale_main(cli_global *g, int argc, char **argv);
 int cli_models_main(cli_global *g, int argc, char **argv);
+int cli_metrics_main(cli_global *g, int argc, char **argv);  /* tools/cmd_metrics.c */
+int cli_compare_main(cli_global *g, int argc, char **argv);  /* tools/cmd_compare.c */
+int cli_bench_main(cli_global *g, int argc, char **argv);    /* tools/cmd_bench.c */
+int cli_hw_main(cli_global *g, int argc, char **argv);       /* tools/cmd_hw.c */
+extern const char cli_metrics_help[];
+extern const char cli_compare_help[];
+extern const char cli_bench_help[];
+extern const char cli_hw_help[];
 extern const char cli_split_help[];
 extern const char cli_split_processed_help[];
 extern const char cli_batch_split_help[];
@@ -95,6 +105,20 @@ typedef struct cli_args {
 /* Result of matching an option: not this option, matched (cursor advanced,
  * *value set when the option takes one), or a usage error already printed. */
 enum { CLI_NOMATCH = 0, CLI_MATCH = 1, CLI_BAD = -1 };
+
+/* Operand handling at argv[i]: returns 1 and stores it in *operand (cursor
+ * advanced) when it is an operand (not an option, or anything after "--",
+ * or a lone "-"); returns 2 for "--" itself (consumed); 0 for an option. */
+int cli_take_operand(cli_args *a, const char **operand);
+
+/* Parses a command's arguments: options go to opt(a, opts), then to the
+ * global options. operand NULL: the command takes no operands; else it takes
+ * at most one, stored in *operand (a second is a usage error quoting
+ * `operand_help`, e.g. "want one IN"). Returns CLI_OK, or the exit status of
+ * a usage error (message printed); *exit_now is the status to exit with at
+ * once (--help, --version) or -1. */
+int cli_parse_options(cli_global *g, cli_args *a, int (*opt)(cli_args *, void *), void *opts,
+                      const char **operand, const char *operand_help, int *exit_now);
 
 /* Matches argv[i] against `--long`, `--long=V`, `-s` or `-sV` (short may be
  * 0); in long names '_' and '-' match each other. When `value` is non-NULL the option takes a value (inline or the next
@@ -184,6 +208,15 @@ const char *cli_channels_name(uint32_t channels);
 int cli_free_bytes(const char *dir, uint64_t *out);
 /* Memory the system could give us now (MemAvailable); 0 when unknown. */
 uint64_t cli_available_memory(void);
+/* The value of `key` (e.g. "VmHWM", "MemTotal") in a /proc file of
+ * "Key:  N kB" lines, in bytes; 0 when missing. */
+uint64_t cli_proc_kb(const char *path, const char *key);
+/* Peak resident memory of this process in bytes (VmHWM, else getrusage);
+ * 0 when unknown. */
+uint64_t cli_peak_rss(void);
+/* Resets the peak (VmHWM) to the current resident size; 1 when it could
+ * (Linux /proc/self/clear_refs). */
+int cli_peak_rss_reset(void);
 /* Fails with "Need ~X MB, have Y MB free" when `need` bytes do not fit in
  * `dir`'s file system; CLI_OK when they do or free space is unknown. */
 int cli_check_disk(const char *dir, uint64_t need, const char *what);
@@ -229,5 +262,53 @@ void cli_progress_clear(void);
 /* 1 once Ctrl-C was pressed; commands check it between steps (decoders and
  * encoders report no progress) so an interrupted run writes nothing. */
 int cli_interrupted(void);
+
+/* Shared by the model commands (defined in tools/cmd_upscale.c). */
+/* Finds and loads a model the way `upscale -m` does. want != NULL: a file,
+ * else a name in the search path (--model-path dirs, UPRES_MODEL_PATH,
+ * ./models, $XDG_DATA_HOME/upres/models); not found or not loadable is an
+ * error (one line printed, CLI_FAIL). want == NULL: the default list;
+ * nothing usable leaves *model NULL after one warning. want_scale prefers
+ * files of that scale among equal names (0 = any). *path receives the
+ * loaded file (owned) or NULL. */
+int cli_resolve_model(const cli_global *g, upres_ctx *ctx, const char *want,
+                      const cli_paths *model_dirs, int want_scale, upres_model **model,
+                      char **path);
+/* Writes s as a JSON string with its quotes (NULL: null); invalid UTF-8
+ * becomes U+FFFD, control characters backslash-u escapes. */
+void cli_json_str(FILE *f, const char *s);
+/* Matches -m/--model MODEL and --model-path DIR (repeatable) for the model
+ * commands; returns like cli_match (CLI_BAD after printing a usage error). */
+int cli_model_option(cli_args *a, const char **model, cli_paths *dirs);
+/* Options shared by `bench` and `hw` (defined in tools/cmd_bench.c). */
+typedef struct cli_model_job {
+    const char *model;    /* -m */
+    cli_paths model_dirs; /* --model-path */
+    uint32_t w, h;        /* --size WxH */
+    int json;             /* --json */
+} cli_model_job;
+/* Matches -m, --model-path, --size and --json; returns like cli_match. */
+int cli_model_job_option(cli_args *a, cli_model_job *j);
+/* Parses a memory size such as 512M, 2G, 1.5G (powers of 1024; at least
+ * 1M). Returns 1 on success. */
+int cli_parse_memory(const char *s, uint64_t *out);
+
+/* ---- bitmap text (tools/cli_font.c) ------------------------------------ */
+
+/* Glyph cell of the built-in 5x7 font, in font pixels; characters advance by
+ * CLI_FONT_ADVANCE (one blank column between them). */
+#define CLI_FONT_W 5
+#define CLI_FONT_H 7
+#define CLI_FONT_ADVANCE 6
+
+/* Width in pixels of `text` drawn at `scale` (each font pixel a scale x
+ * scale square): (chars * 6 - 1) * scale, 0 for "". */
+uint32_t cli_text_width(const char *text, uint32_t scale);
+/* Draws `text` with its top-left corner at (x, y) in colour rgb into an
+ * 8-bit image of 3 or 4 channels (other images are left alone; alpha is not
+ * touched), clipped to the image. Bytes outside printable ASCII are drawn
+ * as '?'. */
+void cli_draw_text(upres_image *img, int64_t x, int64_t y, const char *text, uint32_t scale,
+                   const uint8_t rgb[3]);
 
 #endif

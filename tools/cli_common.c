@@ -175,6 +175,51 @@ static int same_option_name(const char *typed, const char *name, size_t n)
     return 1;
 }
 
+int cli_take_operand(cli_args *a, const char **operand)
+{
+    const char *arg = a->argv[a->i];
+    if (a->only_operands || arg[0] != '-' || !arg[1]) {
+        *operand = arg;
+        a->i++;
+        return 1;
+    }
+    if (!strcmp(arg, "--")) {
+        a->only_operands = 1;
+        a->i++;
+        return 2;
+    }
+    return 0;
+}
+
+int cli_parse_options(cli_global *g, cli_args *a, int (*opt)(cli_args *, void *), void *opts,
+                      const char **operand, const char *operand_help, int *exit_now)
+{
+    char buf[128];
+    *exit_now = -1;
+    while (a->i < a->argc) {
+        const char *arg = a->argv[a->i], *op;
+        if (!operand && (arg[0] != '-' || !arg[1] || !strcmp(arg, "--")))
+            return cli_usage_error(a->cmd, "unexpected operand '%s' (%s takes options only)",
+                                   cli_clean(arg, buf, sizeof buf), a->cmd);
+        int k = operand ? cli_take_operand(a, &op) : 0;
+        if (k == 1 && *operand)
+            return cli_usage_error(a->cmd, "too many operands (%s)", operand_help);
+        if (k == 1) *operand = op;
+        if (k) continue;
+        int stop = -1;
+        int r = opt(a, opts);
+        if (r == CLI_NOMATCH) r = cli_global_option(a, g, &stop);
+        if (r == CLI_BAD) return CLI_USAGE;
+        if (stop >= 0) {
+            *exit_now = stop;
+            return CLI_OK;
+        }
+        if (r == CLI_NOMATCH)
+            return cli_usage_error(a->cmd, "unknown option '%s'", cli_clean(arg, buf, sizeof buf));
+    }
+    return CLI_OK;
+}
+
 int cli_match(cli_args *a, const char *longname, char shortname, const char **value)
 {
     const char *arg = a->argv[a->i];

@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -20,21 +22,49 @@ int cli_free_bytes(const char *dir, uint64_t *out)
     return 1;
 }
 
+uint64_t cli_proc_kb(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kl = strlen(key);
+    uint64_t v = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (!strncmp(line, key, kl) && line[kl] == ':' && sscanf(line + kl + 1, "%llu", &kb) == 1) {
+            v = (uint64_t)kb * 1024u;
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+uint64_t cli_peak_rss(void)
+{
+    uint64_t v = cli_proc_kb("/proc/self/status", "VmHWM");
+    if (v) return v;
+    struct rusage ru;
+    /* Linux and the BSDs count ru_maxrss in KiB. */
+    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss > 0) return (uint64_t)ru.ru_maxrss * 1024u;
+    return 0;
+}
+
+int cli_peak_rss_reset(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t w = write(fd, "5", 1);
+    close(fd);
+    return w == 1;
+}
+
 uint64_t cli_available_memory(void)
 {
     /* MemAvailable counts reclaimable cache too, which is what a big
      * allocation can actually get. */
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-        char line[256];
-        unsigned long long kb;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-                fclose(f);
-                return (uint64_t)kb * 1024u;
-            }
-        fclose(f);
-    }
+    uint64_t v = cli_proc_kb("/proc/meminfo", "MemAvailable");
+    if (v) return v;
     long pages = sysconf(_SC_AVPHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
 }

@@ -178,7 +178,7 @@ static int is_dir(const char *path)
 /* Parses a memory size: a decimal number with an optional binary suffix K,
  * M, G or T (x1024^n, optionally followed by B or iB); a bare number is
  * bytes. Returns 1 and *out >= 1 on success. */
-static int parse_memory(const char *s, uint64_t *out)
+int cli_parse_memory(const char *s, uint64_t *out)
 {
     char num[64];
     size_t n = 0;
@@ -209,7 +209,7 @@ static int parse_memory(const char *s, uint64_t *out)
 
 /* Writes s as a JSON string (quotes included). Invalid UTF-8 bytes become
  * U+FFFD so the output stays valid JSON whatever the file names hold. */
-static void json_str(FILE *f, const char *s)
+void cli_json_str(FILE *f, const char *s)
 {
     if (!s) {
         fputs("null", f);
@@ -666,11 +666,7 @@ static int pure_path(const char *s)
     return s[0] == '/' || s[0] == '~' || !strncmp(s, "./", 2) || !strncmp(s, "../", 3);
 }
 
-/* Finds and loads the model for `upscale`. -m given: a file, else a name in
- * the search path; not found or not loadable is an error. No -m: the
- * default list; nothing usable leaves *model NULL after one warning.
- * *path receives the loaded file (owned) or NULL. */
-static int resolve_model(const cli_global *g, upres_ctx *ctx, const char *want,
+int cli_resolve_model(const cli_global *g, upres_ctx *ctx, const char *want,
                          const cli_paths *model_dirs, int want_scale, upres_model **model,
                          char **path)
 {
@@ -938,13 +934,13 @@ static int upscale_one(const cli_global *g, upres_ctx *ctx, const upscale_opts *
         if (o->json) {
             cli_progress_clear();
             fputs("{\"input\": ", stdout);
-            json_str(stdout, in);
+            cli_json_str(stdout, in);
             fputs(", \"output\": ", stdout);
-            json_str(stdout, out);
+            cli_json_str(stdout, out);
             fputs(", \"model\": ", stdout);
-            json_str(stdout, model ? model_path : NULL);
+            cli_json_str(stdout, model ? model_path : NULL);
             fputs(", \"arch\": ", stdout);
-            json_str(stdout, model ? mi.arch : NULL);
+            cli_json_str(stdout, model ? mi.arch : NULL);
             printf(", \"scale\": %.6g, \"model_scale\": ", (double)dst->width / src->width);
             if (model) printf("%d", mi.scale);
             else fputs("null", stdout);
@@ -1116,24 +1112,33 @@ static int upscale_dir(const cli_global *g, upres_ctx *ctx, const upscale_opts *
 }
 
 /* Matches one upscale option at the cursor. */
-static int upscale_option(cli_args *a, upscale_opts *o)
+int cli_model_option(cli_args *a, const char **model, cli_paths *dirs)
 {
     const char *v = NULL;
-    char buf[128];
-    long n;
     int r;
     if ((r = cli_match(a, "model", 'm', &v)) != CLI_NOMATCH) {
         if (r == CLI_MATCH && !*v)
             return cli_usage_error(a->cmd, "empty model name (want a file or a name, see "
                                            "'upres models')"), CLI_BAD;
-        if (r == CLI_MATCH) o->model = v;
+        if (r == CLI_MATCH) *model = v;
         return r;
     }
     if ((r = cli_match(a, "model-path", 0, &v)) != CLI_NOMATCH) {
-        if (r == CLI_MATCH && !cli_paths_add(&o->model_dirs, v))
+        if (r == CLI_MATCH && !cli_paths_add(dirs, v))
             return cli_fail("out of memory"), CLI_BAD;
         return r;
     }
+    return CLI_NOMATCH;
+}
+
+static int upscale_option(cli_args *a, void *opts)
+{
+    upscale_opts *o = opts;
+    const char *v = NULL;
+    char buf[128];
+    long n;
+    int r;
+    if ((r = cli_model_option(a, &o->model, &o->model_dirs)) != CLI_NOMATCH) return r;
     if ((r = cli_match(a, "output", 'o', &v)) != CLI_NOMATCH) {
         if (r == CLI_MATCH && !*v)
             return cli_usage_error(a->cmd, "empty output name (want a file or a folder)"), CLI_BAD;
@@ -1188,7 +1193,7 @@ static int upscale_option(cli_args *a, upscale_opts *o)
     }
     if ((r = cli_match(a, "memory", 0, &v)) != CLI_NOMATCH) {
         if (r != CLI_MATCH) return r;
-        if (!parse_memory(v, &o->memory) || o->memory < (1u << 20))
+        if (!cli_parse_memory(v, &o->memory) || o->memory < (1u << 20))
             return cli_usage_error(a->cmd, "bad memory size '%s' (want e.g. 512M or 2G, at "
                                            "least 1M)", cli_clean(v, buf, sizeof buf)), CLI_BAD;
         return r;
@@ -1231,29 +1236,9 @@ int cli_upscale_main(cli_global *g, int argc, char **argv)
     cli_output_defaults(&o.out_opts);
     const char *in = NULL;
     char buf[256];
-    int rc = CLI_OK, exit_now = -1;
-    while (rc == CLI_OK && exit_now < 0 && a.i < a.argc) {
-        const char *arg = a.argv[a.i];
-        if (a.only_operands || arg[0] != '-' || !arg[1]) {
-            if (in) rc = cli_usage_error(a.cmd, "too many operands (want one IN; use -i DIR for "
-                                                "a folder)");
-            in = arg;
-            a.i++;
-            continue;
-        }
-        if (!strcmp(arg, "--")) {
-            a.only_operands = 1;
-            a.i++;
-            continue;
-        }
-        int stop = -1;
-        int r = upscale_option(&a, &o);
-        if (r == CLI_NOMATCH) r = cli_global_option(&a, g, &stop);
-        if (r == CLI_BAD) rc = CLI_USAGE;
-        else if (stop >= 0) exit_now = stop;
-        else if (r == CLI_NOMATCH)
-            rc = cli_usage_error(a.cmd, "unknown option '%s'", cli_clean(arg, buf, sizeof buf));
-    }
+    int exit_now;
+    int rc = cli_parse_options(g, &a, upscale_option, &o, &in,
+                               "want one IN; use -i DIR for a folder", &exit_now);
     if (exit_now >= 0) rc = exit_now;
     if (rc != CLI_OK || exit_now >= 0) goto done;
     /* -i with a file is the same as the operand. */
@@ -1321,7 +1306,7 @@ int cli_upscale_main(cli_global *g, int argc, char **argv)
     if ((rc = make_ctx(g, &ctx)) == CLI_OK) {
         int want_scale = o.scale > 0 && o.scale == floor(o.scale) && o.scale <= 16
                              ? (int)o.scale : 0;
-        rc = resolve_model(g, ctx, o.model, &o.model_dirs, want_scale, &model, &model_path);
+        rc = cli_resolve_model(g, ctx, o.model, &o.model_dirs, want_scale, &model, &model_path);
     }
     if (rc == CLI_OK) {
         if (o.in_dir) rc = upscale_dir(g, ctx, &o, model, model_path);
@@ -1458,22 +1443,22 @@ int cli_models_main(cli_global *g, int argc, char **argv)
             const model_row *r = &rows[i];
             const char *slash = strrchr(r->f->rel, '/');
             fputs("{\"name\": ", stdout);
-            json_str(stdout, r->loaded ? r->info.name : slash ? slash + 1 : r->f->rel);
+            cli_json_str(stdout, r->loaded ? r->info.name : slash ? slash + 1 : r->f->rel);
             fputs(", \"select\": ", stdout);
-            json_str(stdout, r->select);
+            cli_json_str(stdout, r->select);
             fputs(", \"format\": ", stdout);
-            json_str(stdout, r->loaded ? r->info.format : kind_name(r->f->kind));
+            cli_json_str(stdout, r->loaded ? r->info.format : kind_name(r->f->kind));
             fputs(", \"arch\": ", stdout);
-            json_str(stdout, r->loaded ? r->info.arch : NULL);
+            cli_json_str(stdout, r->loaded ? r->info.arch : NULL);
             if (r->loaded)
                 printf(", \"scale\": %d, \"channels\": %d, \"params\": %llu", r->info.scale,
                        r->info.channels, (unsigned long long)r->info.params);
             else
                 fputs(", \"scale\": null, \"channels\": null, \"params\": null", stdout);
             fputs(", \"path\": ", stdout);
-            json_str(stdout, r->f->path);
+            cli_json_str(stdout, r->f->path);
             fputs(", \"error\": ", stdout);
-            json_str(stdout, r->loaded ? NULL : r->error);
+            cli_json_str(stdout, r->loaded ? NULL : r->error);
             printf(", \"default\": %s}\n", (long)i == def ? "true" : "false");
         }
     } else if (rc == CLI_OK) {

@@ -10,7 +10,7 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-static double srgb_decode(double v)
+double upres__srgb_decode(double v)
 {
     return v > 0.04045 ? pow((v + 0.055) / 1.055, 2.4) : v / 12.92;
 }
@@ -22,9 +22,12 @@ static double lab_f(double t)
 
 void upres__srgb_to_lab(double r, double g, double b, double lab[3])
 {
-    r = srgb_decode(r);
-    g = srgb_decode(g);
-    b = srgb_decode(b);
+    upres__linear_rgb_to_lab(upres__srgb_decode(r), upres__srgb_decode(g), upres__srgb_decode(b),
+                             lab);
+}
+
+void upres__linear_rgb_to_lab(double r, double g, double b, double lab[3])
+{
     /* skimage's xyz_from_rgb and its D65 / 2-degree white point. */
     double x = 0.412453 * r + 0.357580 * g + 0.180423 * b;
     double y = 0.212671 * r + 0.715160 * g + 0.072169 * b;
@@ -61,7 +64,7 @@ void upres__lab_to_srgb(const double lab[3], double rgb[3])
 double upres__srgb_gray_lightness(double v)
 {
     /* The matrix rows sum to 1 for Y, so a gray's Y is its linear value. */
-    return 116.0 * lab_f(srgb_decode(v)) - 16.0;
+    return 116.0 * lab_f(upres__srgb_decode(v)) - 16.0;
 }
 
 /* Polar angle in [0, 2*pi). */
@@ -125,26 +128,13 @@ typedef struct de_job {
     double *row_sum, *row_max; /* [height] */
 } de_job;
 
-/* Sample i of row `row` in [0,1]; f32 clamped (NaN -> 0). */
-static double sample01(const void *row, upres_depth d, size_t i)
-{
-    switch (d) {
-    case UPRES_U8: return ((const uint8_t *)row)[i] / 255.0;
-    case UPRES_U16: return ((const uint16_t *)row)[i] / 65535.0;
-    default: {
-        double v = ((const float *)row)[i];
-        return !(v > 0) ? 0 : v > 1 ? 1 : v;
-    }
-    }
-}
-
 static void pixel_lab(const upres_image *img, const void *row, uint32_t x, double lab[3])
 {
     size_t i = (size_t)x * img->channels;
-    double r = sample01(row, img->depth, i), g = r, b = r;
+    double r = upres__sample01(row, img->depth, i), g = r, b = r;
     if (img->channels >= 3) {
-        g = sample01(row, img->depth, i + 1);
-        b = sample01(row, img->depth, i + 2);
+        g = upres__sample01(row, img->depth, i + 1);
+        b = upres__sample01(row, img->depth, i + 2);
     }
     upres__srgb_to_lab(r, g, b, lab);
 }
@@ -168,7 +158,7 @@ static void de_rows(void *user, uint64_t begin, uint64_t end)
     }
 }
 
-static int image_ok(const upres_image *im)
+int upres__metrics_image_ok(const upres_image *im)
 {
     size_t bps = upres_depth_bytes(im->depth);
     return bps && im->data && im->width && im->height && im->channels >= 1 &&
@@ -178,7 +168,7 @@ static int image_ok(const upres_image *im)
 int upres__ciede2000_mean(upres_ctx *ctx, const upres_image *a, const upres_image *b,
                           double *mean, double *max)
 {
-    if (!a || !b || !image_ok(a) || !image_ok(b))
+    if (!a || !b || !upres__metrics_image_ok(a) || !upres__metrics_image_ok(b))
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "ciede2000: invalid image");
     if (a->width != b->width || a->height != b->height)
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "ciede2000: sizes differ (%ux%u vs %ux%u)",

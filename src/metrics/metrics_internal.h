@@ -10,6 +10,14 @@
  * the sRGB/D65 XYZ matrix, then the CIE 1976 L*a*b* formulas. */
 void upres__srgb_to_lab(double r, double g, double b, double lab[3]);
 
+/* IEC 61966-2-1 decoding of one sRGB-encoded value as skimage does it
+ * (threshold 0.04045, exponent 2.4; not clamped). */
+double upres__srgb_decode(double v);
+
+/* upres__srgb_to_lab after the decoding: linear-light r, g, b -> L*a*b*.
+ * upres__srgb_to_lab(r, g, b) == upres__linear_rgb_to_lab(decode(r), ...). */
+void upres__linear_rgb_to_lab(double r, double g, double b, double lab[3]);
+
 /* The inverse of upres__srgb_to_lab (results not clamped; out-of-gamut
  * colours give values outside [0,1]). */
 void upres__lab_to_srgb(const double lab[3], double rgb[3]);
@@ -29,5 +37,28 @@ double upres__ciede2000(double L1, double a1, double b1, double L2, double a2, d
  * (NULL image, size mismatch, invalid image). */
 int upres__ciede2000_mean(upres_ctx *ctx, const upres_image *a, const upres_image *b,
                           double *mean, double *max);
+
+/* Sample i of an image row, scaled to [0,1]: u8 / 255, u16 / 65535, f32
+ * clamped to [0,1] (NaN -> 0). */
+static inline double upres__sample01(const void *row, upres_depth d, size_t i)
+{
+    switch (d) {
+    case UPRES_U8: return ((const uint8_t *)row)[i] / 255.0;
+    case UPRES_U16: return ((const uint16_t *)row)[i] / 65535.0;
+    default: {
+        double v = ((const float *)row)[i];
+        return !(v > 0) ? 0 : v > 1 ? 1 : v;
+    }
+    }
+}
+
+/* 1 when img has data, a valid depth, 1..4 channels, nonzero size and a
+ * stride that holds a row; else 0. */
+int upres__metrics_image_ok(const upres_image *img);
+
+/* The q-quantile (0 <= q <= 1) of v[0..n) as numpy.percentile(v, 100 q)
+ * computes it with its default "linear" method: virtual index (n - 1) q
+ * between the two neighbouring order statistics. Reorders v. NAN when n is 0. */
+double upres__percentile(float *v, size_t n, double q);
 
 #endif

@@ -197,8 +197,11 @@ static int choose_tile(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, i
     return UPRES_OK;
 }
 
-static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int tile, int pad,
-                       tiling *t)
+/* Lays out the tiles of a w x h input with tile side `tile` (the axes and
+ * the window size, checked against ctx's limits) without allocating the tile
+ * buffers. On error *t is left freed. */
+static int tiling_layout(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int tile,
+                         int pad, tiling *t)
 {
     memset(t, 0, sizeof *t);
     int ov = overlap_for(pad, tile);
@@ -220,6 +223,16 @@ static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, i
         return upres__fail(ctx, st, "upscale: tile window %dx%d (x%d) exceeds the limits",
                            t->win_w, t->win_h, m->scale);
     }
+    return UPRES_OK;
+}
+
+/* tiling_layout plus the tile buffers (freed by tiling_free). */
+static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int tile, int pad,
+                       tiling *t)
+{
+    int st = tiling_layout(ctx, m, w, h, tile, pad, t);
+    if (st) return st;
+    const size_t ow = (size_t)t->win_w * (size_t)m->scale, oh = (size_t)t->win_h * (size_t)m->scale;
     t->in = malloc((size_t)m->in_c * t->win_w * t->win_h * sizeof(float));
     t->out = malloc((size_t)m->out_c * ow * oh * sizeof(float));
     if (!t->in || !t->out) {
@@ -227,6 +240,21 @@ static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, i
         return upres__fail(ctx, UPRES_ERR_NOMEM, "upscale: out of memory for the tile buffers");
     }
     return UPRES_OK;
+}
+
+/* The tile side upres_upscale uses for a w x h input: desc's tile capped at
+ * the longer side, else the largest that fits desc's memory budget (a
+ * quarter of RAM when 0). */
+static int tile_side(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h,
+                     const upres_upscale_desc *d, int pad, int *tile)
+{
+    if (d->tile) {
+        uint32_t mx = w > h ? w : h;
+        *tile = (int)(d->tile < mx ? d->tile : mx);
+        return UPRES_OK;
+    }
+    return choose_tile(ctx, m, w, h, pad, d->memory_bytes ? d->memory_bytes : default_memory(),
+                       tile);
 }
 
 /*
@@ -409,6 +437,29 @@ static void finish_rows(void *user, uint64_t y0, uint64_t y1)
     }
 }
 
+/* Checks the parts of desc and model that upres_upscale and
+ * upres_upscale_plan both rely on. */
+static int check_args(upres_ctx *ctx, const upres_model *model, const upres_upscale_desc *d)
+{
+    if (d->color != UPRES_COLOR_RGB && d->color != UPRES_COLOR_LUMA)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: unknown colour mode %d",
+                           (int)d->color);
+    if (d->alpha != UPRES_ALPHA_LANCZOS && d->alpha != UPRES_ALPHA_MODEL)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: unknown alpha mode %d",
+                           (int)d->alpha);
+    if (d->tile_pad < -1 || d->tile_pad > MAX_TILE_PAD)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: tile_pad %d not in -1..%d",
+                           d->tile_pad, MAX_TILE_PAD);
+    if (model && (!model->graph || model->scale < 1 || model->scale > 16 ||
+                  (model->in_c != 1 && model->in_c != 3) ||
+                  (model->out_c != 1 && model->out_c != 3) || model->min_side < 1 ||
+                  model->context < 0))
+        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
+                           "upscale: model with scale %d, %d -> %d channels is not supported",
+                           model->scale, model->in_c, model->out_c);
+    return UPRES_OK;
+}
+
 int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
                   const upres_upscale_desc *desc, upres_image **out)
 {
@@ -418,24 +469,10 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
     if (!in || !image_valid(in))
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: invalid input image");
     upres_upscale_desc d = desc ? *desc : upres_upscale_desc_defaults();
-    if (d.color != UPRES_COLOR_RGB && d.color != UPRES_COLOR_LUMA)
-        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: unknown colour mode %d",
-                           (int)d.color);
-    if (d.alpha != UPRES_ALPHA_LANCZOS && d.alpha != UPRES_ALPHA_MODEL)
-        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: unknown alpha mode %d",
-                           (int)d.alpha);
-    if (d.tile_pad < -1 || d.tile_pad > MAX_TILE_PAD)
-        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale: tile_pad %d not in -1..%d",
-                           d.tile_pad, MAX_TILE_PAD);
-    if (model && (!model->graph || model->scale < 1 || model->scale > 16 ||
-                  (model->in_c != 1 && model->in_c != 3) ||
-                  (model->out_c != 1 && model->out_c != 3) || model->min_side < 1 ||
-                  model->context < 0))
-        return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
-                           "upscale: model with scale %d, %d -> %d channels is not supported",
-                           model->scale, model->in_c, model->out_c);
+    int st = check_args(ctx, model, &d);
+    if (st) return st;
     uint32_t tw = 0, th = 0;
-    int st = target_size(ctx, in, &d, model ? model->scale : 0, &tw, &th);
+    st = target_size(ctx, in, &d, model ? model->scale : 0, &tw, &th);
     if (st) return st;
 
     if (!model) {
@@ -507,13 +544,7 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
 
     /* Tiles. */
     int tile;
-    if (d.tile) {
-        uint32_t mx = W > H ? W : H;
-        tile = (int)(d.tile < mx ? d.tile : mx);
-    } else {
-        uint64_t budget = d.memory_bytes ? d.memory_bytes : default_memory();
-        if ((st = choose_tile(ctx, model, W, H, pad, budget, &tile))) goto done;
-    }
+    if ((st = tile_side(ctx, model, W, H, &d, pad, &tile))) goto done;
     if ((st = tiling_plan(ctx, model, W, H, tile, pad, &tl))) goto done;
     const uint64_t total = (uint64_t)tl.ax.n * tl.ay.n * (alpha_net ? 2 : 1);
     uint64_t tiles_done = 0;
@@ -573,4 +604,50 @@ done:
     tiling_free(&tl);
     work_free(&wk);
     return st;
+}
+
+int upres_upscale_plan(upres_ctx *ctx, upres_model *model, uint32_t w, uint32_t h,
+                       const upres_upscale_desc *desc, uint32_t *tile, uint32_t *tiles,
+                       uint64_t *tile_bytes)
+{
+    upres__clear_error(ctx);
+    if (tile) *tile = 0;
+    if (tiles) *tiles = 0;
+    if (tile_bytes) *tile_bytes = 0;
+    upres_upscale_desc d = desc ? *desc : upres_upscale_desc_defaults();
+    int st = check_args(ctx, model, &d);
+    if (st) return st;
+    /* The sizes image_valid accepts for an input... */
+    if (w < 1 || h < 1 || w > INT32_MAX / 2 || h > INT32_MAX / 2)
+        return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "upscale plan: invalid input size %ux%u",
+                           w, h);
+    /* ...and that an input image could have under ctx's limits; this also
+     * bounds the tile layout planned below. */
+    if ((st = upres_limits_check(upres__limits(ctx), w, h, 1, 1)))
+        return upres__fail(ctx, st, "upscale plan: input %ux%u exceeds the limits", w, h);
+    if (!model) {
+        /* One lanczos3 resize of the whole image, reported as one step. */
+        if (tiles) *tiles = 1;
+        return UPRES_OK;
+    }
+    const int s = model->scale;
+    if ((uint64_t)w * s > UINT32_MAX / 2 || (uint64_t)h * s > UINT32_MAX / 2)
+        return upres__fail(ctx, UPRES_ERR_LIMIT, "upscale: network output too large");
+    const int pad = d.tile_pad >= 0 ? d.tile_pad : model->context;
+    int side;
+    if ((st = tile_side(ctx, model, w, h, &d, pad, &side))) return st;
+    tiling t;
+    if ((st = tiling_layout(ctx, model, w, h, side, pad, &t))) return st;
+    const uint64_t n = (uint64_t)t.ax.n * (uint64_t)t.ay.n;
+    tiling_free(&t);
+    uint64_t bytes = 0;
+    if (tile_bytes && (st = tile_cost(ctx, model, w, h, side, pad, &bytes)))
+        return upres__fail(ctx, st, "upscale plan: tile cost: %s", upres_strerror(st));
+    if (n > UINT32_MAX)
+        return upres__fail(ctx, UPRES_ERR_LIMIT, "upscale plan: %llu tiles",
+                           (unsigned long long)n);
+    if (tile) *tile = (uint32_t)side;
+    if (tiles) *tiles = (uint32_t)n;
+    if (tile_bytes) *tile_bytes = bytes;
+    return UPRES_OK;
 }
