@@ -390,9 +390,9 @@ TEST(cli_bench_bad_arguments_are_usage_errors)
 
 /* ---- hw ---------------------------------------------------------------------------- */
 
-/* Checks the fields of `hw --json` (width x height asked). Returns NULL when
- * they hold, else a message (static). */
-static const char *hw_fields_ok(const char *js, double w, double h)
+/* Checks the fields of `hw --json` (width x height asked, `threads` from -j,
+ * 0 = one per core). Returns NULL when they hold, else a message (static). */
+static const char *hw_fields_ok(const char *js, double w, double h, double threads)
 {
     if (!json_object(js, NULL, NULL, 0)) return "not one valid JSON object";
     char v[512];
@@ -410,7 +410,7 @@ static const char *hw_fields_ok(const char *js, double w, double h)
     if (json_num(js, "width") != w || json_num(js, "height") != h) return "size";
     if (json_num(js, "recommended.batch_size") != 1) return "batch_size";
     if (!json_is(js, "recommended.fp16", "false")) return "fp16";
-    if (json_num(js, "recommended.threads") != cores) return "threads";
+    if (json_num(js, "recommended.threads") != (threads ? threads : cores)) return "threads";
     if (!json_object(js, "recommended.tile_size", v, sizeof v) || !v[0]) return "tile_size";
     if (!(json_num(js, "tiles") >= 1) || !(json_num(js, "tile_bytes") >= 0)) return "tiles";
     return NULL;
@@ -421,7 +421,7 @@ TEST(cli_hw_json_without_model)
     CHECK(bh_setup());
     int rc = bh("hw", "--json", NULL);
     CHECKF(rc == 0, "rc %d: %s", rc, bh_err);
-    const char *why = hw_fields_ok(bh_out, 1920, 1080);
+    const char *why = hw_fields_ok(bh_out, 1920, 1080, 0);
     CHECKF(!why, "%s: %s", why, bh_out);
     CHECK(tu_one_line(bh_out));
     CHECK(json_is(bh_out, "model", "null"));
@@ -440,7 +440,7 @@ TEST(cli_hw_json_with_model_matches_plan)
     CHECK(bh_setup());
     int rc = bh("hw", "-m", model, "--size", "640x480", "--json", NULL);
     CHECKF(rc == 0, "rc %d: %s", rc, bh_err);
-    const char *why = hw_fields_ok(bh_out, 640, 480);
+    const char *why = hw_fields_ok(bh_out, 640, 480, 0);
     CHECKF(!why, "%s: %s", why, bh_out);
     CHECK(json_is(bh_out, "arch", "\"SRVGGNetCompact\""));
     /* The recommendation is the library's own plan with default settings. */
@@ -628,4 +628,61 @@ TEST(upscale_plan_refuses_bad_arguments)
     CHECK_OK(upres_upscale_plan(NULL, m, 300, 200, NULL, &tile, &tiles, NULL));
     upres_model_free(m);
     upres_ctx_free(ctx);
+}
+
+TEST(upscale_plan_checks_the_desc_size_like_upscale)
+{
+    upres_ctx_desc cd = upres_ctx_desc_defaults();
+    cd.threads = 1;
+    cd.limits.max_side = 100;
+    upres_ctx *ctx = NULL;
+    CHECK_OK(upres_ctx_new(&cd, &ctx));
+    upres_model *m = NULL;
+    CHECK_OK(upres_model_load(ctx, test_fixture("arch/srvgg_relu_x2.pth"), &m));
+    upres_image *in = plan_image(30, 20, 3), *out = NULL;
+    CHECK(in);
+    /* A bad scale, and an output over the limits (60 wide at x2 fits, 120
+     * at x4 does not): refused by the plan exactly when upscale refuses. */
+    static const double scales[] = {-1, NAN, INFINITY, 4, 0, 3};
+    for (size_t i = 0; i < sizeof scales / sizeof *scales; i++) {
+        upres_upscale_desc d = upres_upscale_desc_defaults();
+        d.scale = scales[i];
+        int sp = upres_upscale_plan(ctx, m, 30, 20, &d, NULL, NULL, NULL);
+        int su = upres_upscale(ctx, m, in, &d, &out);
+        upres_image_free(out);
+        out = NULL;
+        CHECKF(sp == su, "scale %g: plan %d, upscale %d", scales[i], sp, su);
+        CHECK(i >= 4 ? sp == UPRES_OK : sp == (i < 3 ? UPRES_ERR_INVALID_ARG : UPRES_ERR_LIMIT));
+    }
+    upres_upscale_desc d = upres_upscale_desc_defaults();
+    d.width = 101;
+    CHECK_EQ(upres_upscale_plan(ctx, m, 30, 20, &d, NULL, NULL, NULL), UPRES_ERR_LIMIT);
+    CHECK(strstr(upres_ctx_error(ctx), "101"));
+    upres_image_free(in);
+    upres_model_free(m);
+    upres_ctx_free(ctx);
+}
+
+TEST(cli_hw_threads_follow_j)
+{
+    /* The fixture path is relative to the starting folder. */
+    char model[PATH_MAX];
+    CHECK(realpath(test_fixture("arch/srvgg_relu_x2.pth"), model) != NULL);
+    CHECK(bh_setup());
+    int rc = bh("hw", "-j", "1", "-m", model, "--size", "300x200", "--json", NULL);
+    CHECKF(rc == 0, "rc %d: %s", rc, bh_err);
+    /* The threads recommended are the ones the tile cost was planned for. */
+    const char *why = hw_fields_ok(bh_out, 300, 200, 1);
+    CHECKF(!why, "%s: %s", why, bh_out);
+    upres_ctx *ctx = tu_ctx_1thread();
+    upres_model *m = NULL;
+    CHECK(ctx);
+    CHECK_OK(upres_model_load(ctx, model, &m));
+    uint64_t bytes = 0;
+    CHECK_OK(upres_upscale_plan(ctx, m, 300, 200, NULL, NULL, NULL, &bytes));
+    upres_model_free(m);
+    upres_ctx_free(ctx);
+    CHECK_EQ(json_num(bh_out, "tile_bytes"), bytes);
+    rc = bh("hw", "-j", "1", "-m", model, NULL);
+    CHECKF(rc == 0 && strstr(bh_out, ", 1 thread, fp32"), "rc %d: %s", rc, bh_out);
 }

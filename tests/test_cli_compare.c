@@ -414,3 +414,39 @@ TEST(cli_compare_errors_are_one_line_and_write_nothing)
     rc = cmp_run("-m", "a", NULL);
     CHECKF(rc == 2 && one_error("IN"), "no IN: exit %d: %s", rc, cmp_err);
 }
+
+TEST(cli_compare_failure_leaves_the_folder_as_it_was)
+{
+    /* The fixture path is relative to the starting folder. */
+    char model[PATH_MAX];
+    CHECK(realpath(test_fixture("arch/srvgg_relu_x2.pth"), model) != NULL);
+    CHECK(cmp_setup(0));
+    CHECK_OK(write_gradient("g.png", 24, 24));
+    /* A folder in the way of diff_MODEL.png is found before anything is
+     * written. */
+    CHECK(mkdir("o1", 0777) == 0 && mkdir("o1/diff_srvgg_relu_x2.png", 0777) == 0);
+    int rc = cmp_run("g.png", "-m", model, "--crop", "16", "-o", "o1", NULL);
+    CHECKF(rc == 1 && one_error("diff_srvgg_relu_x2.png"), "exit %d: %s", rc, cmp_err);
+    CHECKF(test_dir_count("o1") == 1, "o1 holds %d entries", test_dir_count("o1"));
+    /* A failure after every result was made (the 68x43 sheet is over
+     * --max-pixels, the 32x32 results are not): the results of an earlier
+     * run stay, nothing new appears, no staging folder is left... */
+    CHECK(mkdir("o2", 0777) == 0 && test_write_file("o2/report.md", "old\n", 4) == 0);
+    rc = cmp_run("g.png", "-m", model, "--crop", "16", "-o", "o2", "--max-pixels", "2900", NULL);
+    CHECKF(rc == 1 && tu_one_line(cmp_err), "exit %d: %s", rc, cmp_err);
+    CHECKF(test_dir_count("o2") == 1, "o2 holds %d entries", test_dir_count("o2"));
+    size_t size = 0;
+    unsigned char *old = test_read_file("o2/report.md", &size);
+    CHECK(old && size == 4 && !memcmp(old, "old\n", 4));
+    free(old);
+    /* ...and a folder the run made is removed again. */
+    rc = cmp_run("g.png", "-m", model, "--crop", "16", "-o", "o3", "--max-pixels", "2900", NULL);
+    struct stat sb;
+    CHECKF(rc == 1 && stat("o3", &sb) != 0, "exit %d, o3 %s", rc,
+           stat("o3", &sb) == 0 ? "exists" : "absent");
+    /* The same run within the limits publishes all six files and only them. */
+    rc = cmp_run("g.png", "-m", model, "--crop", "16", "-o", "o2", NULL);
+    CHECKF(rc == 0, "exit %d: %s", rc, cmp_err);
+    CHECKF(test_dir_count("o2") == 6, "o2 holds %d entries", test_dir_count("o2"));
+    CHECK(sized("o2/diff_srvgg_relu_x2.png", 32, 32) && sized("o2/comparison.jpg", 68, 43));
+}

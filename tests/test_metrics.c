@@ -651,7 +651,10 @@ TEST(cli_metrics_errors_help)
     snprintf(a, sizeof a, "%s", test_fixture("metrics/a.png"));
     snprintf(b, sizeof b, "%s", test_fixture("metrics/b.png"));
     CHECK_EQ(run_metrics(a, b, NULL), 1); /* sizes differ */
-    CHECKF(tu_one_line(met_err) && strstr(met_err, "differ in size"), "%s", met_err);
+    /* The line names both files and their sizes. */
+    CHECKF(tu_one_line(met_err) && strstr(met_err, "differ in size") &&
+               strstr(met_err, "metrics/a.png' is 48x40") && strstr(met_err, "metrics/b.png' is "),
+           "%s", met_err);
     CHECK(met_out[0] == 0);
     CHECK_EQ(run_metrics(a, NULL), 2);
     CHECK(tu_one_line(met_err));

@@ -39,7 +39,8 @@ const char cli_compare_help[] =
     "                     and max CIEDE2000), PSNR and SSIM, all against\n"
     "                     bicubic.png, computed from the written files exactly as\n"
     "                     'upres metrics bicubic.png MODEL.png' does\n"
-    "Files of the same name are replaced (atomically). Model names become file\n"
+    "Files of the same name are replaced, all together once every one is made: a\n"
+    "failed run leaves DIR as it was. Model names become file\n"
     "names with characters other than letters, digits, '.', '_', '+' and '-'\n"
     "replaced by '_' (a model file given by path: its name without extension);\n"
     "a name taken twice gets -2, -3, ... More in docs/compare.md.\n"
@@ -254,8 +255,6 @@ static int out_path(const char *dir, const char *name, char *buf, size_t cap)
     int r = snprintf(buf, cap, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
     return r >= 0 && (size_t)r < cap;
 }
-
-/* ---- peak memory ----------------------------------------------------------- */
 
 /* ---- images ---------------------------------------------------------------- */
 
@@ -519,17 +518,69 @@ static int write_report(upres_ctx *ctx, const char *path, const char *in,
 
 /* ---- the command ----------------------------------------------------------- */
 
-/* Creates folder `dir` when missing (its parent must exist). */
-static int make_dir(const char *dir)
+/* Creates folder `dir` when missing (its parent must exist); *made = 1 when
+ * this call created it. */
+static int make_dir(const char *dir, int *made)
 {
     char p[1024];
     struct stat sb;
-    if (mkdir(dir, 0777) == 0) return CLI_OK;
+    *made = 0;
+    if (mkdir(dir, 0777) == 0) return *made = 1, CLI_OK;
     int err = errno;
     if (err == EEXIST && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)) return CLI_OK;
     if (err == EEXIST) err = ENOTDIR;
     return cli_fail("cannot create folder '%s': %s; choose another -o folder",
                     cli_clean(dir, p, sizeof p), strerror(err));
+}
+
+/* Name of output file k of the run (0 <= k < 4 + 2 n) into buf[160]. */
+static void output_name(const cmp_model *v, size_t n, size_t k, char *buf)
+{
+    static const char *const fixed[] = {"crop.png", "bicubic.png", "comparison.jpg", "report.md"};
+    if (k < 4) snprintf(buf, 160, "%s", fixed[k]);
+    else if (k < 4 + n) snprintf(buf, 160, "%s.png", v[k - 4].key);
+    else snprintf(buf, 160, "diff_%s.png", v[k - 4 - n].key);
+}
+
+/* Checks every destination in dir before anything is written, so that a
+ * folder in the way or the input itself fails the run up front. */
+static int check_outputs(const char *in, const char *dir, const cmp_model *v, size_t n)
+{
+    char name[160], path[PATH_MAX + 256], p[1024];
+    for (size_t k = 0; k < 4 + 2 * n; k++) {
+        output_name(v, n, k, name);
+        if (!out_path(dir, name, path, sizeof path))
+            return cli_fail("cannot write into '%s': the path is too long; choose a shorter -o "
+                            "folder", cli_clean(dir, p, sizeof p));
+        int rc = cli_check_paths(in, path, 0);
+        if (rc != CLI_OK) return rc;
+    }
+    return CLI_OK;
+}
+
+/* Moves the files of the run from the staging folder into dir. */
+static int publish(const char *stage, const char *dir, const cmp_model *v, size_t n)
+{
+    char name[160], from[PATH_MAX + 256], to[PATH_MAX + 256], p[1024];
+    for (size_t k = 0; k < 4 + 2 * n; k++) {
+        output_name(v, n, k, name);
+        if (!out_path(stage, name, from, sizeof from) || !out_path(dir, name, to, sizeof to) ||
+            rename(from, to) != 0)
+            return cli_fail("cannot move '%s' into '%s': %s; the folder holds part of the results",
+                            name, cli_clean(dir, p, sizeof p), strerror(errno));
+    }
+    return CLI_OK;
+}
+
+/* Removes the staging folder and what is left in it. */
+static void remove_stage(const char *stage, const cmp_model *v, size_t n)
+{
+    char name[160], path[PATH_MAX + 256];
+    for (size_t k = 0; k < 4 + 2 * n; k++) {
+        output_name(v, n, k, name);
+        if (out_path(stage, name, path, sizeof path)) unlink(path);
+    }
+    rmdir(stage);
 }
 
 /* Runs model m on the crop into `path` (resized to ow x oh when its scale
@@ -574,7 +625,7 @@ static int run_model(const cli_global *g, upres_ctx *ctx, cmp_model *m, const cm
 /* Everything after the options: see the help. */
 static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
 {
-    char p[1024], path[PATH_MAX + 256], dirbuf[PATH_MAX];
+    char p[1024], path[PATH_MAX + 256], dirbuf[PATH_MAX], stage[PATH_MAX] = "";
     size_t n = o->models.n;
     cmp_model *v = calloc(n, sizeof *v);
     upres_ctx *ctx = NULL;
@@ -637,14 +688,25 @@ static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
         snprintf(dirbuf, sizeof dirbuf, "compare-%s", stem);
         dir = dirbuf;
     }
-    if (rc == CLI_OK) rc = make_dir(dir);
+    /* Everything is written into a hidden staging folder inside dir and
+     * moved into place once all succeeded: a failed or interrupted run
+     * leaves dir as it was (a folder it created is removed again). The
+     * staging path is under PATH_MAX, so stage + "/" + a name always fits
+     * the path buffers. */
+    int made_dir = 0;
+    if (rc == CLI_OK) rc = make_dir(dir, &made_dir);
+    if (rc == CLI_OK) rc = check_outputs(in, dir, v, n);
+    if (rc == CLI_OK && (!out_path(dir, ".upres-compare-XXXXXX", stage, sizeof stage) ||
+                         !mkdtemp(stage))) {
+        stage[0] = 0;
+        rc = cli_fail("cannot write into '%s': %s; choose another -o folder",
+                      cli_clean(dir, p, sizeof p), strerror(errno));
+    }
     if (rc == CLI_OK) {
         int st = crop_image(ctx, src, cx, cy, cw, ch, &crop);
         if (st != UPRES_OK) rc = cli_report(ctx, st, "crop", in);
     }
-    if (rc == CLI_OK && !out_path(dir, "crop.png", path, sizeof path))
-        rc = cli_fail("cannot write into '%s': the path is too long", cli_clean(dir, p, sizeof p));
-    if (rc == CLI_OK) rc = cli_check_paths(in, path, 0);
+    if (rc == CLI_OK) out_path(stage, "crop.png", path, sizeof path);
     if (rc == CLI_OK) rc = save_png(g, ctx, crop, path);
     /* The baseline. */
     double bicubic_s = 0;
@@ -658,19 +720,15 @@ static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
         bicubic_s = cli_now() - t0;
         if (st != UPRES_OK) rc = cli_report(ctx, st, "resize", in);
     }
-    if (rc == CLI_OK) out_path(dir, "bicubic.png", path, sizeof path);
-    if (rc == CLI_OK) rc = cli_check_paths(in, path, 0);
+    if (rc == CLI_OK) out_path(stage, "bicubic.png", path, sizeof path);
     if (rc == CLI_OK) rc = save_png(g, ctx, base, path);
     upres_image_free(base);
     base = NULL;
     for (size_t i = 0; rc == CLI_OK && i < n; i++) {
         char name[160];
         snprintf(name, sizeof name, "%s.png", v[i].key);
-        if (!out_path(dir, name, path, sizeof path))
-            rc = cli_fail("cannot write into '%s': the path is too long",
-                          cli_clean(dir, p, sizeof p));
-        if (rc == CLI_OK) rc = cli_check_paths(in, path, 0);
-        if (rc == CLI_OK) rc = run_model(g, ctx, &v[i], o, crop, ow, oh, path);
+        out_path(stage, name, path, sizeof path);
+        rc = run_model(g, ctx, &v[i], o, crop, ow, oh, path);
         cli_progress_clear();
     }
     /* Metrics, maps and the sheet from the files as written, so that
@@ -680,14 +738,14 @@ static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
     char metrics_detail[300];
     if (rc == CLI_OK && !(rgb = calloc(n + 1, sizeof *rgb))) rc = cli_fail("out of memory");
     if (rc == CLI_OK) {
-        out_path(dir, "bicubic.png", path, sizeof path);
+        out_path(stage, "bicubic.png", path, sizeof path);
         rc = load_written(g, ctx, path, &base_file, &rgb[0]);
     }
     for (size_t i = 0; rc == CLI_OK && i < n; i++) {
         char name[160];
         upres_image *file = NULL;
         snprintf(name, sizeof name, "%s.png", v[i].key);
-        out_path(dir, name, path, sizeof path);
+        out_path(stage, name, path, sizeof path);
         rc = load_written(g, ctx, path, &file, &rgb[i + 1]);
         if (rc != CLI_OK) break;
         upres_metrics_desc md = upres_metrics_desc_defaults();
@@ -712,9 +770,8 @@ static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
             break;
         }
         snprintf(name, sizeof name, "diff_%s.png", v[i].key);
-        out_path(dir, name, path, sizeof path);
-        rc = cli_check_paths(in, path, 0);
-        if (rc == CLI_OK) rc = save_png(g, ctx, map, path);
+        out_path(stage, name, path, sizeof path);
+        rc = save_png(g, ctx, map, path);
         upres_image_free(map);
     }
     upres_image_free(base_file);
@@ -740,21 +797,23 @@ static int compare_run(const cli_global *g, const cmp_opts *o, const char *in)
         if (rc == CLI_OK) {
             upres_encode_desc d = upres_encode_desc_defaults();
             d.format = UPRES_FORMAT_JPEG;
-            out_path(dir, "comparison.jpg", path, sizeof path);
-            rc = cli_check_paths(in, path, 0);
-            if (rc == CLI_OK) rc = cli_save(g, ctx, sheet, path, &d);
+            out_path(stage, "comparison.jpg", path, sizeof path);
+            rc = cli_save(g, ctx, sheet, path, &d);
         }
         upres_image_free(sheet);
         free(labels);
         free(text);
     }
     if (rc == CLI_OK) {
-        out_path(dir, "report.md", path, sizeof path);
-        rc = cli_check_paths(in, path, 0);
-        if (rc == CLI_OK)
-            rc = write_report(ctx, path, in, src, cx, cy, crop, scale, bicubic_s, v, n,
-                              o->diff_scale, metrics_error);
+        out_path(stage, "report.md", path, sizeof path);
+        rc = write_report(ctx, path, in, src, cx, cy, crop, scale, bicubic_s, v, n,
+                          o->diff_scale, metrics_error);
     }
+    if (rc == CLI_OK && cli_interrupted())
+        rc = cli_report(NULL, UPRES_ERR_CANCELLED, "write the results into", dir);
+    if (rc == CLI_OK) rc = publish(stage, dir, v, n);
+    if (stage[0]) remove_stage(stage, v, n);
+    if (rc != CLI_OK && made_dir) rmdir(dir);
     if (rc == CLI_OK) {
         cli_progress_clear();
         cli_note(g, "%s: %ux%u crop at (%u, %u), %zu model%s at x%d; see report.md there",

@@ -14,8 +14,8 @@ const char cli_hw_help[] =
     "(x86: sse2, sse4.1, avx, avx2, fma, avx512f), total and available RAM, and\n"
     "the GPU (always none: upres has no GPU backend yet). Then recommends, for\n"
     "MODEL on a WxH input, the settings 'upres upscale' picks itself with its\n"
-    "default memory budget (a quarter of RAM): tile size, threads (one per\n"
-    "logical core), precision (fp16 is never used: the CPU backend computes in\n"
+    "default memory budget (a quarter of RAM): tile size, threads (-j, by\n"
+    "default one per logical core), precision (fp16 is never used: the CPU backend computes in\n"
     "fp32) and batch size (always 1: images run one at a time).\n"
     "\n"
     "  -m, --model MODEL    a model file or name, as for 'upres upscale' (default:\n"
@@ -124,6 +124,8 @@ int cli_hw_main(cli_global *g, int argc, char **argv)
     upres_model_info mi;
     memset(&mi, 0, sizeof mi);
     if (model) upres_model_get_info(model, &mi);
+    /* The threads the plan was made for (-j), as upscale would use them. */
+    const int threads = upres_ctx_threads(ctx);
     cli_progress_clear();
     if (o.json) {
         fputs("{\"cpu\": ", stdout);
@@ -141,8 +143,8 @@ int cli_hw_main(cli_global *g, int argc, char **argv)
                o.w, o.h);
         if (model) printf("%u", tile);
         else fputs("null", stdout);
-        printf(", \"fp16\": false, \"threads\": %ld}, \"tiles\": %u, \"tile_bytes\": %llu}\n",
-               cores, tiles, (unsigned long long)tile_bytes);
+        printf(", \"fp16\": false, \"threads\": %d}, \"tiles\": %u, \"tile_bytes\": %llu}\n",
+               threads, tiles, (unsigned long long)tile_bytes);
         fflush(stdout);
         goto done;
     }
@@ -158,13 +160,13 @@ int cli_hw_main(cli_global *g, int argc, char **argv)
         char name[sizeof mi.name];
         printf("model:    %s (%s, x%d)\n", cli_clean(mi.name, name, sizeof name), mi.arch,
                mi.scale);
-        printf("for a %ux%u input: tile %u (%u tile%s, ~%.0f MB each), %ld thread%s, fp32, "
+        printf("for a %ux%u input: tile %u (%u tile%s, ~%.0f MB each), %d thread%s, fp32, "
                "batch 1\n",
-               o.w, o.h, tile, tiles, tiles == 1 ? "" : "s", tile_bytes / 1048576.0, cores,
-               cores == 1 ? "" : "s");
+               o.w, o.h, tile, tiles, tiles == 1 ? "" : "s", tile_bytes / 1048576.0, threads,
+               threads == 1 ? "" : "s");
     } else {
         printf("model:    none found (lanczos3 needs no tiles)\n");
-        printf("for a %ux%u input: %ld thread%s\n", o.w, o.h, cores, cores == 1 ? "" : "s");
+        printf("for a %ux%u input: %d thread%s\n", o.w, o.h, threads, threads == 1 ? "" : "s");
     }
 
 done:

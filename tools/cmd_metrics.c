@@ -174,13 +174,17 @@ int cli_metrics_main(cli_global *g, int argc, char **argv)
     rc = cli_load(g, ctx, o.path_a, 1, &a, &info);
     if (rc == CLI_OK) rc = cli_load(g, ctx, o.path_b, 1, &b, &info);
     if (rc == CLI_OK && (a->width != b->width || a->height != b->height)) {
+        char pa[512], pb[512];
         cli_progress_clear();
-        rc = cli_fail("metrics: the images differ in size: A is %ux%u, B is %ux%u", a->width,
-                      a->height, b->width, b->height);
+        rc = cli_fail("metrics: the images differ in size: '%s' is %ux%u, '%s' is %ux%u; "
+                      "resize or crop one to the other's size first",
+                      cli_clean(o.path_a, pa, sizeof pa), a->width, a->height,
+                      cli_clean(o.path_b, pb, sizeof pb), b->width, b->height);
     }
     if (rc == CLI_OK && (2 * (uint64_t)o.shave >= a->width || 2 * (uint64_t)o.shave >= a->height)) {
         cli_progress_clear();
-        rc = cli_fail("metrics: --shave %u leaves nothing of %ux%u", o.shave, a->width, a->height);
+        rc = cli_fail("metrics: --shave %u leaves nothing of the %ux%u images; use a smaller "
+                      "--shave", o.shave, a->width, a->height);
     }
     upres_metrics m;
     if (rc == CLI_OK) {

@@ -219,9 +219,11 @@ static int tiling_layout(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h,
     st = upres_limits_check(lim, (uint64_t)t->win_w, (uint64_t)t->win_h, (uint32_t)m->in_c, 4);
     if (!st) st = upres_limits_check(lim, ow, oh, (uint32_t)m->out_c, 4);
     if (st) {
+        /* tiling_free zeroes *t: report the window it had. */
+        const int ww = t->win_w, wh = t->win_h;
         tiling_free(t);
-        return upres__fail(ctx, st, "upscale: tile window %dx%d (x%d) exceeds the limits",
-                           t->win_w, t->win_h, m->scale);
+        return upres__fail(ctx, st, "upscale: tile window %dx%d (x%d) exceeds the limits", ww,
+                           wh, m->scale);
     }
     return UPRES_OK;
 }
@@ -336,12 +338,13 @@ static int image_valid(const upres_image *im)
            im->stride / bps / im->channels >= im->width;
 }
 
-/* Output size per the desc's rules; fails for a bad scale or a size over the
- * limits. */
-static int target_size(upres_ctx *ctx, const upres_image *in, const upres_upscale_desc *d,
-                       int model_scale, uint32_t *tw, uint32_t *th)
+/* Output size for an in_w x in_h input per the desc's rules; fails for a
+ * bad scale or an output of `channels` samples of `bytes` over the limits. */
+static int target_size(upres_ctx *ctx, uint32_t in_w, uint32_t in_h, uint32_t channels,
+                       uint32_t bytes, const upres_upscale_desc *d, int model_scale, uint32_t *tw,
+                       uint32_t *th)
 {
-    const double W = in->width, H = in->height;
+    const double W = in_w, H = in_h;
     double w, h;
     if (d->width && d->height) {
         w = d->width;
@@ -368,7 +371,7 @@ static int target_size(upres_ctx *ctx, const upres_image *in, const upres_upscal
                            w, h);
     *tw = (uint32_t)w;
     *th = (uint32_t)h;
-    int st = upres_limits_check(lim, *tw, *th, in->channels, (uint32_t)upres_depth_bytes(in->depth));
+    int st = upres_limits_check(lim, *tw, *th, channels, bytes);
     if (st)
         return upres__fail(ctx, st, "upscale: output %ux%u exceeds the limits", *tw, *th);
     return UPRES_OK;
@@ -472,7 +475,8 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
     int st = check_args(ctx, model, &d);
     if (st) return st;
     uint32_t tw = 0, th = 0;
-    st = target_size(ctx, in, &d, model ? model->scale : 0, &tw, &th);
+    st = target_size(ctx, in->width, in->height, in->channels,
+                     (uint32_t)upres_depth_bytes(in->depth), &d, model ? model->scale : 0, &tw, &th);
     if (st) return st;
 
     if (!model) {
@@ -625,6 +629,10 @@ int upres_upscale_plan(upres_ctx *ctx, upres_model *model, uint32_t w, uint32_t 
      * bounds the tile layout planned below. */
     if ((st = upres_limits_check(upres__limits(ctx), w, h, 1, 1)))
         return upres__fail(ctx, st, "upscale plan: input %ux%u exceeds the limits", w, h);
+    /* The desc's scale or size and the output it asks for, as upres_upscale
+     * checks them (for the smallest layout, 8-bit gray). */
+    uint32_t tw, th;
+    if ((st = target_size(ctx, w, h, 1, 1, &d, model ? model->scale : 0, &tw, &th))) return st;
     if (!model) {
         /* One lanczos3 resize of the whole image, reported as one step. */
         if (tiles) *tiles = 1;
