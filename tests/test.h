@@ -96,6 +96,10 @@ uint32_t tu_xorshift32(uint32_t *s);
 /* A new context with one worker thread and default limits; NULL on failure.
  * The caller frees it with upres_ctx_free(). */
 upres_ctx *tu_ctx_1thread(void);
+/* Sample (x, y, channel c) of an image in [0,1] units (u8 / 255, u16 /
+ * 65535, f32 as stored), and the reverse (rounded, not clamped). */
+double tu_sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t c);
+void tu_put01(upres_image *img, uint32_t x, uint32_t y, uint32_t c, double v);
 /* A new w x h image of `ch` channels of depth d filled from tu_xorshift32
  * seeded with `seed` (0 counts as 1), in row-major sample order: full range
  * for u8/u16, [-2, 3) for f32. NULL on failure; the caller frees it. */

@@ -322,44 +322,23 @@ TEST(safetensors_memory_limit)
 
 /* ---- .pth ------------------------------------------------------------------ */
 
-TEST(pth_zip_prefers_params_ema)
+/* Every valid fixture loads with exactly the values torch saved:
+ * ema.pth      params_ema chosen over "params" (ema + 100) and non-tensor entries
+ * deflate.pth  deflated entries, any archive folder name
+ * params.pth   nn.Parameter values
+ * plain.pth    top-level dict: f32, half (inf/nan/subnormals), bf16, a
+ *              transposed view, a 2-d slice with offset, a strided step, a 0-d
+ *              element, an empty tensor; ints, strings and containers skipped
+ * legacy.pth   the pre-1.6 format
+ * crafted.pth  a hand-written pickle using the control opcodes */
+TEST(pth_valid_files_load_exactly)
 {
-    /* ema.pth also holds "params" (ema + 100) and non-tensor entries. */
-    const char *e = check_expect(upres__pth_load, "ema.pth");
-    CHECKF(e == NULL, "%s", e);
-}
-
-TEST(pth_zip_deflated_any_folder_name)
-{
-    const char *e = check_expect(upres__pth_load, "deflate.pth");
-    CHECKF(e == NULL, "%s", e);
-}
-
-TEST(pth_params_of_nn_parameters)
-{
-    const char *e = check_expect(upres__pth_load, "params.pth");
-    CHECKF(e == NULL, "%s", e);
-}
-
-TEST(pth_half_bf16_views_and_offsets)
-{
-    /* Top-level dict: f32, half (inf/nan/subnormals), bf16, a transposed
-     * view, a 2-d slice with offset, a strided step, a 0-d element, an
-     * empty tensor; ints, strings and nested containers are skipped. */
-    const char *e = check_expect(upres__pth_load, "plain.pth");
-    CHECKF(e == NULL, "%s", e);
-}
-
-TEST(pth_legacy_format)
-{
-    const char *e = check_expect(upres__pth_load, "legacy.pth");
-    CHECKF(e == NULL, "%s", e);
-}
-
-TEST(pth_crafted_pickle_control)
-{
-    const char *e = check_expect(upres__pth_load, "crafted.pth");
-    CHECKF(e == NULL, "%s", e);
+    static const char *const files[] = {"ema.pth",    "deflate.pth", "params.pth",
+                                        "plain.pth",  "legacy.pth",  "crafted.pth"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *e = check_expect(upres__pth_load, files[i]);
+        CHECKF(e == NULL, "%s: %s", files[i], e);
+    }
 }
 
 TEST(pth_malformed_refused)

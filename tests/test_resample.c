@@ -41,7 +41,6 @@ static upres_image *make_pattern(uint32_t w, uint32_t h, uint32_t c, upres_depth
     if (upres_image_new(&img, w, h, c, d, NULL)) return NULL;
     uint32_t s = seed * 2654435761u + 1;
     for (uint32_t y = 0; y < h; y++) {
-        void *row = upres_image_row(img, y);
         for (uint32_t x = 0; x < w; x++)
             for (uint32_t ch = 0; ch < c; ch++) {
                 s = s * 1103515245u + 12345u;
@@ -50,28 +49,10 @@ static upres_image *make_pattern(uint32_t w, uint32_t h, uint32_t c, upres_depth
                 if (c == 2 || c == 4)
                     if (ch == c - 1) v = 0.25 + 0.75 * (x % 13) / 12.0;
                 if (v > 1) v = 1;
-                size_t i = (size_t)x * c + ch;
-                if (d == UPRES_U8)
-                    ((uint8_t *)row)[i] = (uint8_t)lrint(v * 255);
-                else if (d == UPRES_U16)
-                    ((uint16_t *)row)[i] = (uint16_t)lrint(v * 65535);
-                else
-                    ((float *)row)[i] = (float)v;
+                tu_put01(img, x, y, ch, v);
             }
     }
     return img;
-}
-
-/* Sample i of an image (packed rows) in [0,1] units. */
-static double sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t ch)
-{
-    const void *row = upres_image_row(img, y);
-    size_t i = (size_t)x * img->channels + ch;
-    switch (img->depth) {
-    case UPRES_U8: return ((const uint8_t *)row)[i] / 255.0;
-    case UPRES_U16: return ((const uint16_t *)row)[i] / 65535.0;
-    default: return ((const float *)row)[i];
-    }
 }
 
 /* Largest |a-b| over all samples, in [0,1] units; -1 if the shapes differ. */
@@ -83,7 +64,7 @@ static double max_diff(const upres_image *a, const upres_image *b)
     for (uint32_t y = 0; y < a->height; y++)
         for (uint32_t x = 0; x < a->width; x++)
             for (uint32_t c = 0; c < a->channels; c++) {
-                double d = fabs(sample01(a, x, y, c) - sample01(b, x, y, c));
+                double d = fabs(tu_sample01(a, x, y, c) - tu_sample01(b, x, y, c));
                 if (d > m) m = d;
             }
     return m;
@@ -168,7 +149,7 @@ static double run_case(const fixture_case *c, int filter, upres_depth depth, dou
             const uint8_t *e = (const uint8_t *)upres_image_row(exp, y) + (size_t)x * C;
             for (uint32_t ch = 0; ch < C; ch++) {
                 if (has_alpha && ch != C - 1 && e[C - 1] < c->alpha_min) continue;
-                double g = sample01(got, x, y, ch) * 255.0;
+                double g = tu_sample01(got, x, y, ch) * 255.0;
                 if (g < 0) g = 0;
                 if (g > 255) g = 255;
                 double dv = fabs(g - e[ch]);
@@ -329,8 +310,8 @@ TEST(resample_constant_stays_constant)
                         for (uint32_t y = 0; y < out->height; y++)
                             for (uint32_t x = 0; x < out->width; x++)
                                 for (uint32_t ch = 0; ch < c; ch++) {
-                                    double e = sample01(img, 0, 0, ch);
-                                    double g = sample01(out, x, y, ch);
+                                    double e = tu_sample01(img, 0, 0, ch);
+                                    double g = tu_sample01(out, x, y, ch);
                                     if (fabs(e - g) > m) m = fabs(e - g);
                                 }
                         upres_image_free(out);
@@ -394,8 +375,8 @@ TEST(resample_region_crop)
                 for (uint32_t y = 0; y < 17; y++)
                     for (uint32_t x = 0; x < 21; x++)
                         for (uint32_t ch = 0; ch < c; ch++) {
-                            double e = sample01(img, x + 5, y + 3, ch);
-                            double v = fabs(e - sample01(out, x, y, ch));
+                            double e = tu_sample01(img, x + 5, y + 3, ch);
+                            double v = fabs(e - tu_sample01(out, x, y, ch));
                             /* colour of a premultiplied pixel carries the
                              * float round trip of alpha */
                             if (v > m) m = v;
@@ -497,7 +478,7 @@ TEST(resample_linear_light)
         upres_image *c = NULL;
         CHECK_OK(upres_image_convert(img, (upres_depth)dep, 3, 1.0f, &c));
         CHECK_OK(upres_resize(NULL, c, &d, &b));
-        double v = sample01(b, 8, 1, 0) * 255;
+        double v = tu_sample01(b, 8, 1, 0) * 255;
         CHECKF(v > 186 && v < 189, "%s linear-light average %.2f",
                upres_depth_name((upres_depth)dep), v);
         upres_image_free(b);
@@ -537,13 +518,13 @@ TEST(resample_alpha_premultiplied)
         CHECK_OK(resize(NULL, conv, 7, 3, UPRES_FILTER_LANCZOS3, &out));
         int partial = 0;
         for (uint32_t x = 0; x < 7; x++) {
-            double a = sample01(out, x, 1, 3);
+            double a = tu_sample01(out, x, 1, 3);
             if (a > 0.02 && a < 0.98) partial++;
             if (a > 0.02) {
-                CHECKF(sample01(out, x, 1, 1) < 0.01, "%s x=%u: green %.3f bled through alpha %.3f",
-                       upres_depth_name((upres_depth)dep), x, sample01(out, x, 1, 1), a);
-                CHECKF(sample01(out, x, 1, 0) > 0.99, "%s x=%u: red %.3f",
-                       upres_depth_name((upres_depth)dep), x, sample01(out, x, 1, 0));
+                CHECKF(tu_sample01(out, x, 1, 1) < 0.01, "%s x=%u: green %.3f bled through alpha %.3f",
+                       upres_depth_name((upres_depth)dep), x, tu_sample01(out, x, 1, 1), a);
+                CHECKF(tu_sample01(out, x, 1, 0) > 0.99, "%s x=%u: red %.3f",
+                       upres_depth_name((upres_depth)dep), x, tu_sample01(out, x, 1, 0));
             }
         }
         CHECK(partial >= 1);

@@ -97,27 +97,9 @@ static upres_image *make_picture(uint32_t w, uint32_t h, uint32_t ch, upres_dept
                 if ((x / 7 + y / 5 + c) % 5 == 0) v = 0.9 - 0.3 * c;
                 if ((ch == 2 || ch == 4) && c == ch - 1) v = (double)((x * 3 + y * 5) % 17) / 16;
                 v = v < 0 ? 0 : v > 1 ? 1 : v;
-                size_t i = (size_t)x * ch + c;
-                void *row = upres_image_row(img, y);
-                if (d == UPRES_U8)
-                    ((uint8_t *)row)[i] = (uint8_t)lrint(v * 255);
-                else if (d == UPRES_U16)
-                    ((uint16_t *)row)[i] = (uint16_t)lrint(v * 65535);
-                else
-                    ((float *)row)[i] = (float)v;
+                tu_put01(img, x, y, c, v);
             }
     return img;
-}
-
-static double sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t c)
-{
-    const void *row = upres_image_row(img, y);
-    size_t i = (size_t)x * img->channels + c;
-    switch (img->depth) {
-    case UPRES_U8: return ((const uint8_t *)row)[i] / 255.0;
-    case UPRES_U16: return ((const uint16_t *)row)[i] / 65535.0;
-    default: return ((const float *)row)[i];
-    }
 }
 
 /* Largest |a-b| over channels first..first+n-1 of a and b (same size), in
@@ -130,7 +112,7 @@ static double max_diff_ch(const upres_image *a, uint32_t ca, const upres_image *
     for (uint32_t y = 0; y < a->height; y++)
         for (uint32_t x = 0; x < a->width; x++)
             for (uint32_t c = 0; c < n; c++) {
-                double d = fabs(sample01(a, x, y, ca + c) - sample01(b, x, y, cb + c));
+                double d = fabs(tu_sample01(a, x, y, ca + c) - tu_sample01(b, x, y, cb + c));
                 if (d > m) m = d;
             }
     return m;
@@ -492,9 +474,9 @@ TEST(upscale_gray_and_alpha)
     double worst = 0;
     for (uint32_t y = 0; y < go->height; y++)
         for (uint32_t x = 0; x < go->width; x++) {
-            double mean = (sample01(g3o, x, y, 0) + sample01(g3o, x, y, 1) +
-                           sample01(g3o, x, y, 2)) / 3;
-            double e = fabs(mean - sample01(go, x, y, 0));
+            double mean = (tu_sample01(g3o, x, y, 0) + tu_sample01(g3o, x, y, 1) +
+                           tu_sample01(g3o, x, y, 2)) / 3;
+            double e = fabs(mean - tu_sample01(go, x, y, 0));
             if (e > worst) worst = e;
         }
     CHECKF(worst < 1e-5, "gray vs mean of RGB: %g", worst);
@@ -509,7 +491,7 @@ TEST(upscale_gray_and_alpha)
     CHECK_OK(upres_image_new(&alpha, 19, 14, 1, UPRES_F32, NULL));
     for (uint32_t y = 0; y < 14; y++)
         for (uint32_t x = 0; x < 19; x++)
-            ((float *)upres_image_row(alpha, y))[x] = (float)sample01(ga, x, y, 1);
+            ((float *)upres_image_row(alpha, y))[x] = (float)tu_sample01(ga, x, y, 1);
     upres_resize_desc rd = upres_resize_desc_defaults();
     rd.width = 38;
     rd.height = 28;
@@ -595,21 +577,34 @@ TEST(upscale_rgba_depths)
     upres_ctx_free(ctx);
 }
 
+/* A 1-channel test network: bilinear x`scale` when scale > 1, else the
+ * overshooting x1 map 3v - 1. */
+static struct upres_model *gray_model(int scale)
+{
+    struct upres_model *m = malloc(sizeof *m);
+    if (!m) return NULL;
+    upres__model_init(m);
+    m->in_c = m->out_c = 1;
+    m->scale = scale;
+    m->context = 0;
+    m->graph = nn_graph_new();
+    int x = nn_input(m->graph, 1);
+    x = scale > 1 ? nn_interp(m->graph, x, NN_INTERP_BILINEAR, (float)scale, (float)scale, 0, 0, 0)
+                  : nn_affine(m->graph, x, 3.0f, -1.0f);
+    nn_graph_set_output(m->graph, x);
+    if (nn_graph_status(m->graph) != UPRES_OK) {
+        upres_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 TEST(upscale_one_channel_model)
 {
     /* A 1-channel network gets luma; colour comes back via bicubic chroma. */
     upres_ctx *ctx = tu_ctx_1thread();
-    struct upres_model *m = malloc(sizeof *m);
+    struct upres_model *m = gray_model(2);
     CHECK(ctx && m);
-    upres__model_init(m);
-    m->in_c = m->out_c = 1;
-    m->scale = 2;
-    m->context = 0;
-    m->graph = nn_graph_new();
-    int x = nn_input(m->graph, 1);
-    x = nn_interp(m->graph, x, NN_INTERP_BILINEAR, 2, 2, 0, 0, 0);
-    nn_graph_set_output(m->graph, x);
-    CHECK(nn_graph_status(m->graph) == UPRES_OK);
     upres_image *in = make_picture(12, 10, 3, UPRES_U8, 4), *o = NULL;
     CHECK(in);
     CHECK_OK(upres_upscale(ctx, m, in, NULL, &o));
@@ -633,23 +628,14 @@ TEST(upscale_clamps_before_exact_resize)
     /* A x1 network giving 3v - 1 overshoots [0,1] on both sides; the exact
      * size must be the lanczos3 resize of the clamped network output. */
     upres_ctx *ctx = tu_ctx_1thread();
-    struct upres_model *m = malloc(sizeof *m);
+    struct upres_model *m = gray_model(1);
     CHECK(ctx && m);
-    upres__model_init(m);
-    m->in_c = m->out_c = 1;
-    m->scale = 1;
-    m->context = 0;
-    m->graph = nn_graph_new();
-    int x = nn_input(m->graph, 1);
-    x = nn_affine(m->graph, x, 3.0f, -1.0f);
-    nn_graph_set_output(m->graph, x);
-    CHECK(nn_graph_status(m->graph) == UPRES_OK);
     upres_image *in = make_picture(16, 12, 1, UPRES_F32, 5), *net = NULL, *want = NULL, *o = NULL;
     CHECK(in);
     CHECK_OK(upres_image_new(&net, 16, 12, 1, UPRES_F32, NULL));
     for (uint32_t y = 0; y < 12; y++)
         for (uint32_t i = 0; i < 16; i++) {
-            float v = 3.0f * (float)sample01(in, i, y, 0) - 1.0f;
+            float v = 3.0f * (float)tu_sample01(in, i, y, 0) - 1.0f;
             ((float *)upres_image_row(net, y))[i] = v < 0 ? 0 : v > 1 ? 1 : v;
         }
     upres_resize_desc rd = upres_resize_desc_defaults();
@@ -664,7 +650,7 @@ TEST(upscale_clamps_before_exact_resize)
     double worst = 0;
     for (uint32_t y = 0; y < 30; y++)
         for (uint32_t i = 0; i < 40; i++) {
-            double w = sample01(want, i, y, 0), g = sample01(o, i, y, 0);
+            double w = tu_sample01(want, i, y, 0), g = tu_sample01(o, i, y, 0);
             w = w < 0 ? 0 : w > 1 ? 1 : w;
             if (fabs(w - g) > worst) worst = fabs(w - g);
         }
@@ -704,15 +690,15 @@ TEST(upscale_luma_keeps_bicubic_chroma)
         for (uint32_t x = 0; x < 37; x++) {
             int clamped = 0;
             for (int c = 0; c < 3; c++) {
-                double v = sample01(o, x, y, (uint32_t)c);
+                double v = tu_sample01(o, x, y, (uint32_t)c);
                 if (v <= 1e-3 || v >= 1 - 1e-3) clamped = 1; /* clipped */
             }
             if (clamped) continue;
             used++;
             double lo[3], lb[3];
-            upres__srgb_to_lab(sample01(o, x, y, 0), sample01(o, x, y, 1), sample01(o, x, y, 2), lo);
-            upres__srgb_to_lab(sample01(bic, x, y, 0), sample01(bic, x, y, 1),
-                               sample01(bic, x, y, 2), lb);
+            upres__srgb_to_lab(tu_sample01(o, x, y, 0), tu_sample01(o, x, y, 1), tu_sample01(o, x, y, 2), lo);
+            upres__srgb_to_lab(tu_sample01(bic, x, y, 0), tu_sample01(bic, x, y, 1),
+                               tu_sample01(bic, x, y, 2), lb);
             for (int c = 1; c < 3; c++)
                 if (fabs(lo[c] - lb[c]) > worst_c) worst_c = fabs(lo[c] - lb[c]);
             luma_change += fabs(lo[0] - lb[0]);
@@ -966,16 +952,16 @@ TEST(upscale_real_model_luma_colour)
         for (uint32_t x = 0; x < lo->width; x++) {
             int edge = 0, bic_clipped = 0;
             for (uint32_t c = 0; c < 3; c++) {
-                double a = sample01(lo, x, y, c), b = sample01(bic, x, y, c);
+                double a = tu_sample01(lo, x, y, c), b = tu_sample01(bic, x, y, c);
                 if (a <= 1e-3 || a >= 1 - 1e-3) edge = 1;
                 if (b <= 0 || b >= 1) bic_clipped = 1;
             }
             if (bic_clipped) continue;
             double u[3], v[3];
-            upres__srgb_to_lab(sample01(lo, x, y, 0), sample01(lo, x, y, 1),
-                               sample01(lo, x, y, 2), u);
-            upres__srgb_to_lab(sample01(bic, x, y, 0), sample01(bic, x, y, 1),
-                               sample01(bic, x, y, 2), v);
+            upres__srgb_to_lab(tu_sample01(lo, x, y, 0), tu_sample01(lo, x, y, 1),
+                               tu_sample01(lo, x, y, 2), u);
+            upres__srgb_to_lab(tu_sample01(bic, x, y, 0), tu_sample01(bic, x, y, 1),
+                               tu_sample01(bic, x, y, 2), v);
             if (edge) {
                 mapped++; /* clipped: its colour moved with the new lightness */
                 continue;
@@ -1151,9 +1137,9 @@ TEST(ciede_image_mean)
     for (uint32_t y = 0; y < 29; y++)
         for (uint32_t x = 0; x < 37; x++) {
             double la[3], lb[3];
-            upres__srgb_to_lab(sample01(a, x, y, 0), sample01(a, x, y, 1), sample01(a, x, y, 2),
+            upres__srgb_to_lab(tu_sample01(a, x, y, 0), tu_sample01(a, x, y, 1), tu_sample01(a, x, y, 2),
                                la);
-            upres__srgb_to_lab(sample01(b, x, y, 0), sample01(b, x, y, 1), sample01(b, x, y, 2),
+            upres__srgb_to_lab(tu_sample01(b, x, y, 0), tu_sample01(b, x, y, 1), tu_sample01(b, x, y, 2),
                                lb);
             double d = upres__ciede2000(la[0], la[1], la[2], lb[0], lb[1], lb[2]);
             sum += d;

@@ -30,6 +30,29 @@ upres_ctx *tu_ctx_1thread(void)
     return c;
 }
 
+double tu_sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t c)
+{
+    const void *row = upres_image_row(img, y);
+    size_t i = (size_t)x * img->channels + c;
+    switch (img->depth) {
+    case UPRES_U8: return ((const uint8_t *)row)[i] / 255.0;
+    case UPRES_U16: return ((const uint16_t *)row)[i] / 65535.0;
+    default: return ((const float *)row)[i];
+    }
+}
+
+void tu_put01(upres_image *img, uint32_t x, uint32_t y, uint32_t c, double v)
+{
+    void *row = upres_image_row(img, y);
+    size_t i = (size_t)x * img->channels + c;
+    if (img->depth == UPRES_U8)
+        ((uint8_t *)row)[i] = (uint8_t)lrint(v * 255);
+    else if (img->depth == UPRES_U16)
+        ((uint16_t *)row)[i] = (uint16_t)lrint(v * 65535);
+    else
+        ((float *)row)[i] = (float)v;
+}
+
 upres_image *tu_random_image(uint32_t w, uint32_t h, uint32_t ch, upres_depth d, uint32_t seed)
 {
     upres_image *img = NULL;

@@ -527,6 +527,19 @@ static int read_act(nc_state *S, nc_layer *L, nn_act *act, float *alpha)
 /* Shared by Convolution, ConvolutionDepthWise, Deconvolution, InnerProduct. */
 typedef enum { K_CONV, K_DWCONV, K_DECONV, K_DENSE } nc_kind;
 
+/* The checks every layer builder starts with: input/output counts (see
+ * need_io) and the parameter ids the layer reads (`allowed`, see p_only). */
+static int layer_begin(nc_state *S, nc_layer *L, int min_in, int max_in, int nout,
+                       const char *allowed)
+{
+    int bad, st = need_io(S, L, min_in, max_in, nout);
+    if (st)
+        return st;
+    if (!p_only(L, allowed, &bad))
+        return fail_unused_param(S, L, bad);
+    return UPRES_OK;
+}
+
 static int build_conv(nc_state *S, nc_layer *L, nc_kind kind)
 {
     int st = need_io(S, L, 1, 1, 1);
@@ -714,11 +727,9 @@ done:
 
 static int build_prelu(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "0");
     if (st)
         return st;
-    if (!p_only(L, "0", &bad))
-        return fail_unused_param(S, L, bad);
     nc_blob *src = in_blob(S, L, 0);
     int c = nn_channels(S->g, src->value);
     int n = p_int(L, 0, 0);
@@ -742,11 +753,9 @@ static int build_prelu(nc_state *S, nc_layer *L)
 
 static int build_relu(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "0");
     if (st)
         return st;
-    if (!p_only(L, "0", &bad))
-        return fail_unused_param(S, L, bad);
     float slope = p_float(L, 0, 0.0f);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
@@ -760,11 +769,9 @@ static int build_relu(nc_state *S, nc_layer *L)
 
 static int build_sigmoid(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "");
     if (st)
         return st;
-    if (!p_only(L, "", &bad))
-        return fail_unused_param(S, L, bad);
     nc_blob *src = in_blob(S, L, 0);
     int v = nn_sigmoid(S->g, src->value);
     if (v < 0)
@@ -792,11 +799,9 @@ static void merge_geom(const nc_blob *a, const nc_blob *b, int *s1, double *rf, 
 
 static int build_binaryop(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 2, 1);
+    int st = layer_begin(S, L, 1, 2, 1, "012");
     if (st)
         return st;
-    if (!p_only(L, "012", &bad))
-        return fail_unused_param(S, L, bad);
     int op = p_int(L, 0, 0);
     int with_scalar = p_int(L, 1, 0);
     float b = p_float(L, 2, 0.0f);
@@ -854,11 +859,9 @@ unsupported:
 
 static int build_eltwise(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 2, NC_MAX_IO, 1);
+    int st = layer_begin(S, L, 2, NC_MAX_IO, 1, "01");
     if (st)
         return st;
-    if (!p_only(L, "01", &bad))
-        return fail_unused_param(S, L, bad);
     int op = p_int(L, 0, 0);
     int ncoef = p_array_n(L, 1);
     if (L->bad_id >= 0)
@@ -900,11 +903,9 @@ static int build_eltwise(nc_state *S, nc_layer *L)
 
 static int build_scale(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 2, 1);
+    int st = layer_begin(S, L, 1, 2, 1, "01");
     if (st)
         return st;
-    if (!p_only(L, "01", &bad))
-        return fail_unused_param(S, L, bad);
     int n = p_int(L, 0, 0);
     int bias_term = p_int(L, 1, 0);
     if (L->bad_id >= 0)
@@ -1100,11 +1101,9 @@ static int build_interp(nc_state *S, nc_layer *L)
 
 static int build_pixelshuffle(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "01");
     if (st)
         return st;
-    if (!p_only(L, "01", &bad))
-        return fail_unused_param(S, L, bad);
     int r = p_int(L, 0, 1), mode = p_int(L, 1, 0);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
@@ -1122,11 +1121,9 @@ static int build_pixelshuffle(nc_state *S, nc_layer *L)
 
 static int build_pooling(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "0123456789abcde");
     if (st)
         return st;
-    if (!p_only(L, "0123456789abcde", &bad))
-        return fail_unused_param(S, L, bad);
     int type = p_int(L, 0, 0), global = p_int(L, 4, 0);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
@@ -1142,11 +1139,9 @@ static int build_pooling(nc_state *S, nc_layer *L)
 
 static int build_padding(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "012345678");
     if (st)
         return st;
-    if (!p_only(L, "012345678", &bad))
-        return fail_unused_param(S, L, bad);
     int t = p_int(L, 0, 0), b = p_int(L, 1, 0), l = p_int(L, 2, 0), r = p_int(L, 3, 0);
     int type = p_int(L, 4, 0);
     float value = p_float(L, 5, 0.0f);
@@ -1173,11 +1168,9 @@ static int build_padding(nc_state *S, nc_layer *L)
 
 static int build_concat(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, NC_MAX_IO, 1);
+    int st = layer_begin(S, L, 1, NC_MAX_IO, 1, "0");
     if (st)
         return st;
-    if (!p_only(L, "0", &bad))
-        return fail_unused_param(S, L, bad);
     int axis = p_int(L, 0, 0);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
@@ -1202,11 +1195,9 @@ static int build_concat(nc_state *S, nc_layer *L)
 
 static int build_input(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 0, 0, 1);
+    int st = layer_begin(S, L, 0, 0, 1, "0123");
     if (st)
         return st;
-    if (!p_only(L, "0123", &bad))
-        return fail_unused_param(S, L, bad);
     int c = p_int(L, 2, 3);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
@@ -1237,11 +1228,9 @@ static int build_split(nc_state *S, nc_layer *L)
 
 static int build_dropout(nc_state *S, nc_layer *L)
 {
-    int bad, st = need_io(S, L, 1, 1, 1);
+    int st = layer_begin(S, L, 1, 1, 1, "0");
     if (st)
         return st;
-    if (!p_only(L, "0", &bad))
-        return fail_unused_param(S, L, bad);
     float scale = p_float(L, 0, 1.0f);
     if (L->bad_id >= 0)
         return fail_param(S, L, L->bad_id);
