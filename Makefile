@@ -5,6 +5,13 @@
 #   make bench      speed comparisons (bench/), not part of the tests
 #   make demo       generate a sample image and upscale it 4x with an AI model (the README's first command)
 #   make fuzz       libFuzzer targets (needs clang)
+#
+# Variables: BUILD (output directory), OPT, SAN, TESTS (test name filter),
+#   SIMD=0          portable nn kernels only: adds -DUPRES_NO_SIMD, so no AVX2
+#                   code is built (objects are not rebuilt when SIMD changes:
+#                   use its own BUILD directory). Default 1: AVX2+FMA kernels
+#                   chosen at run time on x86-64 CPUs that have them
+#                   (environment UPRES_SIMD=0 disables them at run time).
 
 CC      ?= cc
 BUILD   ?= build
@@ -17,11 +24,15 @@ ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
 STD     += -Wno-format-truncation
 endif
 SAN     ?=
+SIMD    ?= 1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 CFLAGS   += $(STD) $(OPT) $(SAN) -fPIC -pthread $(PKG_CFLAGS)
+ifeq ($(SIMD),0)
+CFLAGS   += -DUPRES_NO_SIMD
+endif
 LDLIBS   += $(PKG_LIBS) -pthread -lm
 LDFLAGS  += $(SAN)
 
@@ -78,6 +89,7 @@ demo: all $(BUILD)/make_sample
 bench: all
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/resize.sh
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/merge_rss.sh
+	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/nn.sh
 
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \

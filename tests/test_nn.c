@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include "nn/nn.h"
+#include "nn/cpu/cpu_ops.h" /* nncpu_set_simd: both kernel sets in one binary */
 
 #include <math.h>
 #include <stdlib.h>
@@ -290,6 +291,202 @@ TEST(nn_conv_64ch_vs_direct)
     free(wt);
     free(bias);
     free(out);
+}
+
+/* ---- Portable vs AVX2 kernels ------------------------------------------ */
+
+static void fill(float *p, size_t n, uint32_t seed, float scale);
+
+/* Every conv and deconv fixture through both kernel sets (the AVX2 set is
+ * skipped, not failed, where the build or the CPU lacks it). */
+TEST(nn_simd_fixtures_both_paths)
+{
+    int avx2 = nncpu_set_simd(1);
+    for (int simd = 0; simd <= avx2; simd++) {
+        CHECK_EQ(nncpu_set_simd(simd), simd);
+        CHECK_EQ(nncpu_simd(), simd);
+        const char *e = run_conv_cases(0, 1);
+        CHECKF(!e, "simd %d: %s", simd, e);
+        e = run_conv_cases(0, 2);
+        CHECKF(!e, "simd %d: %s", simd, e);
+        e = run_conv_cases(1, 1);
+        CHECKF(!e, "simd %d: %s", simd, e);
+        e = run_conv_cases(1, 3);
+        CHECKF(!e, "simd %d: %s", simd, e);
+    }
+    if (!avx2) SKIP("portable kernels checked; no AVX2+FMA in this build or CPU");
+}
+
+/* Direct float64 conv (deconv: transposed) of one random case, with bias and
+ * activation, for out = ref[out_c][oh][ow]. */
+static void direct_conv(const nn_conv_desc *d, int deconv, int C, int H, int W, const float *in,
+                        const float *wt, const float *bias, int OH, int OW, double *ref)
+{
+    const int O = d->out_c, G = d->groups, icg = C / G, ocg = O / G;
+    for (int i = 0; i < O * OH * OW; i++) ref[i] = bias ? bias[i / (OH * OW)] : 0.0;
+    for (int g = 0; g < G; g++)
+        for (int o = 0; o < ocg; o++)
+            for (int c = 0; c < icg; c++)
+                for (int ky = 0; ky < d->kh; ky++)
+                    for (int kx = 0; kx < d->kw; kx++) {
+                        int oc = g * ocg + o, ic = g * icg + c;
+                        double w = deconv ? wt[((ic * ocg + o) * d->kh + ky) * d->kw + kx]
+                                          : wt[((oc * icg + c) * d->kh + ky) * d->kw + kx];
+                        if (!deconv) {
+                            for (int y = 0; y < OH; y++)
+                                for (int x = 0; x < OW; x++) {
+                                    int iy = y * d->stride_h - d->pad_t + ky * d->dil_h;
+                                    int ix = x * d->stride_w - d->pad_l + kx * d->dil_w;
+                                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                    ref[(oc * OH + y) * OW + x] += w * in[(ic * H + iy) * W + ix];
+                                }
+                        } else {
+                            for (int iy = 0; iy < H; iy++)
+                                for (int ix = 0; ix < W; ix++) {
+                                    int y = iy * d->stride_h - d->pad_t + ky * d->dil_h;
+                                    int x = ix * d->stride_w - d->pad_l + kx * d->dil_w;
+                                    if (y < 0 || y >= OH || x < 0 || x >= OW) continue;
+                                    ref[(oc * OH + y) * OW + x] += w * in[(ic * H + iy) * W + ix];
+                                }
+                        }
+                    }
+    for (int i = 0; i < O * OH * OW; i++) {
+        double v = ref[i];
+        switch (d->act) {
+        case NN_ACT_RELU: v = v > 0 ? v : 0; break;
+        case NN_ACT_LEAKY: v = v < 0 ? v * d->act_alpha : v; break;
+        case NN_ACT_SIGMOID: v = 1.0 / (1.0 + exp(-v)); break;
+        default: break;
+        }
+        ref[i] = v;
+    }
+}
+
+/* Runs a one-conv graph on the current kernel set; malloc()ed output or NULL. */
+static float *run_one_conv(const nn_conv_desc *d, int deconv, int C, int H, int W, float *in,
+                           const float *wt, const float *bias, int threads, int *oh, int *ow)
+{
+    upres_ctx *ctx = ctx_threads(threads);
+    nn_graph *g = nn_graph_new();
+    int x = nn_input(g, C);
+    int y = deconv ? nn_deconv2d(g, x, d, wt, bias) : nn_conv2d(g, x, d, wt, bias);
+    float *out = NULL;
+    if (ctx && nn_graph_set_output(g, y) == UPRES_OK &&
+        nn_graph_out_size(g, ctx, H, W, oh, ow) == UPRES_OK &&
+        nn_graph_plan(g, ctx, H, W, NULL) == UPRES_OK &&
+        (out = malloc(sizeof(float) * (size_t)d->out_c * (size_t)*oh * (size_t)*ow))) {
+        nn_tensor ti = {C, H, W, in}, to = {0, 0, 0, out};
+        if (nn_graph_run(g, ctx, &ti, &to) != UPRES_OK) {
+            free(out);
+            out = NULL;
+        }
+    }
+    nn_graph_free(g);
+    upres_ctx_free(ctx);
+    return out;
+}
+
+static int rnd(uint32_t *s, int lo, int hi) { return lo + (int)(tu_xorshift32(s) % (uint32_t)(hi - lo + 1)); }
+
+/* Random convs and deconvs (odd sizes, channel counts off the 6x16 blocks,
+ * groups, stride, dilation, padding, every activation, with and without
+ * bias) through both kernel sets: each within 1e-3 of a float64 direct
+ * convolution and of each other. Cases 0-2 are large enough for several
+ * im2col chunks and partial panels of 64+ channels. */
+TEST(nn_simd_random_convs_match)
+{
+    int avx2 = nncpu_set_simd(1);
+    uint32_t s = 777;
+    double worst_x = 0, worst_ref = 0;
+    for (int t = 0; t < 60; t++) {
+        nn_conv_desc d = nn_conv_desc_defaults();
+        int deconv = t % 4 == 3, G = rnd(&s, 1, 3);
+        int icg = rnd(&s, 1, 9), ocg = rnd(&s, 1, 14);
+        int H = rnd(&s, 1, 23), W = rnd(&s, 1, 29);
+        d.kh = rnd(&s, 1, 5);
+        d.kw = rnd(&s, 1, 5);
+        d.stride_h = rnd(&s, 1, 3);
+        d.stride_w = rnd(&s, 1, 3);
+        d.dil_h = rnd(&s, 1, 2);
+        d.dil_w = rnd(&s, 1, 2);
+        d.pad_t = rnd(&s, 0, 2);
+        d.pad_l = rnd(&s, 0, 2);
+        d.pad_b = rnd(&s, 0, 2);
+        d.pad_r = rnd(&s, 0, 2);
+        d.act = (nn_act)((t + t / 4) % 4);
+        d.act_alpha = 0.1f + 0.05f * (float)rnd(&s, 0, 4);
+        if (t < 3) { /* SRVGG / RRDB-like: stride 1, 3x3, 64-ish channels */
+            G = 1;
+            icg = t == 2 ? 32 : 64;
+            ocg = t == 0 ? 64 : t == 1 ? 67 : 35;
+            H = 41 + t;
+            W = 37 + 5 * t;
+            d.kh = d.kw = 3;
+            d.stride_h = d.stride_w = d.dil_h = d.dil_w = 1;
+            d.pad_t = d.pad_l = d.pad_b = d.pad_r = 1;
+        }
+        if (deconv) {
+            d.out_pad_h = d.stride_h > 1 ? rnd(&s, 0, d.stride_h - 1) : 0;
+            d.out_pad_w = d.stride_w > 1 ? rnd(&s, 0, d.stride_w - 1) : 0;
+        }
+        d.out_c = ocg * G;
+        d.groups = G;
+        const int C = icg * G;
+        int oh, ow;
+        if (deconv) {
+            oh = (H - 1) * d.stride_h - d.pad_t - d.pad_b + d.dil_h * (d.kh - 1) + 1 + d.out_pad_h;
+            ow = (W - 1) * d.stride_w - d.pad_l - d.pad_r + d.dil_w * (d.kw - 1) + 1 + d.out_pad_w;
+        } else {
+            oh = (H + d.pad_t + d.pad_b - d.dil_h * (d.kh - 1) - 1) / d.stride_h + 1;
+            ow = (W + d.pad_l + d.pad_r - d.dil_w * (d.kw - 1) - 1) / d.stride_w + 1;
+            if (H + d.pad_t + d.pad_b < d.dil_h * (d.kh - 1) + 1 ||
+                W + d.pad_l + d.pad_r < d.dil_w * (d.kw - 1) + 1)
+                oh = ow = 0;
+        }
+        if (oh < 1 || ow < 1) continue; /* kernel larger than the input */
+        size_t nin = (size_t)C * H * W, nw = (size_t)d.out_c * icg * d.kh * d.kw;
+        size_t nout = (size_t)d.out_c * oh * ow;
+        float *in = malloc(sizeof(float) * nin), *wt = malloc(sizeof(float) * nw);
+        float *bias = malloc(sizeof(float) * (size_t)d.out_c);
+        double *ref = malloc(sizeof(double) * nout);
+        CHECK(in && wt && bias && ref);
+        fill(in, nin, 100 + (uint32_t)t, 1.0f);
+        fill(wt, nw, 200 + (uint32_t)t, 1.0f / sqrtf((float)(icg * d.kh * d.kw)));
+        fill(bias, (size_t)d.out_c, 300 + (uint32_t)t, 0.5f);
+        const float *b = t % 5 == 4 ? NULL : bias;
+        direct_conv(&d, deconv, C, H, W, in, wt, b, oh, ow, ref);
+        float *got[2] = {NULL, NULL};
+        for (int simd = 0; simd <= avx2; simd++) {
+            CHECK_EQ(nncpu_set_simd(simd), simd);
+            int gh = 0, gw = 0;
+            got[simd] = run_one_conv(&d, deconv, C, H, W, in, wt, b, 1 + t % 2, &gh, &gw);
+            CHECKF(got[simd] && gh == oh && gw == ow, "case %d simd %d: run failed", t, simd);
+            for (size_t i = 0; i < nout; i++) {
+                double e = fabs(got[simd][i] - ref[i]);
+                if (e > worst_ref) worst_ref = e;
+                CHECKF(e <= 1e-3, "case %d (%s, simd %d) element %zu: %g, want %g", t,
+                       deconv ? "deconv" : "conv", simd, i, got[simd][i], ref[i]);
+            }
+        }
+        if (avx2)
+            for (size_t i = 0; i < nout; i++) {
+                double e = fabs((double)got[0][i] - got[1][i]);
+                if (e > worst_x) worst_x = e;
+                CHECKF(e <= 1e-3, "case %d: AVX2 %g vs portable %g", t, got[1][i], got[0][i]);
+            }
+        if (getenv("UPRES_TEST_VERBOSE"))
+            fprintf(stderr, "case %d %s C%d O%d G%d %dx%d k%dx%d s%d,%d d%d,%d act %d: "
+                    "worst vs ref %.3g, AVX2 vs portable %.3g\n", t, deconv ? "deconv" : "conv",
+                    C, d.out_c, G, W, H, d.kw, d.kh, d.stride_w, d.stride_h, d.dil_w, d.dil_h,
+                    (int)d.act, worst_ref, worst_x);
+        free(got[0]);
+        free(got[1]);
+        free(in);
+        free(wt);
+        free(bias);
+        free(ref);
+    }
+    if (!avx2) SKIP("portable kernels checked; no AVX2+FMA in this build or CPU");
 }
 
 /* ---- Single-input ops --------------------------------------------------- */

@@ -15,6 +15,41 @@
 
 #include <stddef.h>
 
+/* ---- SIMD dispatch ------------------------------------------------------- */
+
+/* Convolutions have two kernel sets: portable C (GCC vector types, SSE2 on
+ * x86-64) and AVX2+FMA (cpu_avx2.c). The set is chosen once per process at
+ * the first convolution: AVX2 when the build has it (not with
+ * -DUPRES_NO_SIMD, x86-64 GCC/Clang only), the CPU reports AVX2 and FMA, and
+ * the environment variable UPRES_SIMD is not "0". Both sets read the same
+ * packed weights and scratch sizes, so the choice never affects planning. */
+#if !defined(UPRES_NO_SIMD) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NNCPU_HAVE_AVX2 1
+#endif
+
+/* 1 while the AVX2 kernels are in use, 0 for the portable ones; thread-safe. */
+int nncpu_simd(void);
+/* Test hook: selects the portable (0) or AVX2 (non-zero) kernels for the
+ * whole process and returns the set now in use (0 when AVX2 was asked for
+ * but the build or the CPU lacks it). Not to be called while a graph runs. */
+int nncpu_set_simd(int on);
+
+#define NNCPU_MR 6       /* output channels per micro-tile (packed weight panels) */
+#define NNCPU_NR_AVX2 16 /* pixels per AVX2 micro-tile */
+
+#ifdef NNCPU_HAVE_AVX2
+/* 1 when the CPU runs AVX2 and FMA (cpu_avx2.c). */
+int nncpu_avx2_usable(void);
+/* out[r][x] = act(sum_k a[k][r] * b[k][x] + bias[r]) for r < rows <= 6,
+ * x < cols <= 16. a: one packed weight panel, NNCPU_MR floats per k; b: one
+ * packed column panel, 16 floats per k; out: row r at out + r*ldo; bias:
+ * `rows` floats or NULL. act may be NONE, RELU or LEAKY (the caller applies
+ * sigmoid). Only call when nncpu_simd() is 1. */
+void nncpu_avx2_gemm6x16(size_t K, const float *restrict a, const float *restrict b,
+                         float *restrict out, size_t ldo, int rows, int cols,
+                         const float *bias, nn_act act, float alpha);
+#endif
+
 /* ---- Convolution ---------------------------------------------------------- */
 
 /* Floats of the packed weights of a conv with `in_c` input channels
