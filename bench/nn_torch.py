@@ -101,82 +101,22 @@ def build(name, cache_dir):
 
 
 def _modules():
-    """Defines RRDBNet and SRVGGNetCompact (as in basicsr / Real-ESRGAN,
-    same parameter names) once torch is imported; torch is imported lazily so
-    that `flops` and `sgemm` work without it."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
+    """RRDBNet and SRVGGNetCompact: the reference modules of
+    tests/gen_arch_fixtures.py (basicsr / Real-ESRGAN parameter names),
+    taking MODELS' parameters. Imported lazily so that `flops` and `sgemm`
+    work without torch."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import gen_arch_fixtures as ref
 
-    class ResidualDenseBlock(nn.Module):
-        def __init__(self, num_feat, num_grow_ch):
-            super().__init__()
-            self.conv1 = nn.Conv2d(num_feat, num_grow_ch, 3, 1, 1)
-            self.conv2 = nn.Conv2d(num_feat + num_grow_ch, num_grow_ch, 3, 1, 1)
-            self.conv3 = nn.Conv2d(num_feat + 2 * num_grow_ch, num_grow_ch, 3, 1, 1)
-            self.conv4 = nn.Conv2d(num_feat + 3 * num_grow_ch, num_grow_ch, 3, 1, 1)
-            self.conv5 = nn.Conv2d(num_feat + 4 * num_grow_ch, num_feat, 3, 1, 1)
-            self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+    def rrdb(num_feat, num_block, num_grow_ch, scale):
+        return ref.RRDBNet(3, 3, scale=scale, num_feat=num_feat, num_block=num_block,
+                           num_grow_ch=num_grow_ch)
 
-        def forward(self, x):
-            x1 = self.lrelu(self.conv1(x))
-            x2 = self.lrelu(self.conv2(torch.cat((x, x1), 1)))
-            x3 = self.lrelu(self.conv3(torch.cat((x, x1, x2), 1)))
-            x4 = self.lrelu(self.conv4(torch.cat((x, x1, x2, x3), 1)))
-            x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
-            return x5 * 0.2 + x
+    def srvgg(num_feat, num_conv, scale):
+        return ref.SRVGGNetCompact(3, 3, num_feat=num_feat, num_conv=num_conv, upscale=scale,
+                                   act_type="prelu")
 
-    class RRDB(nn.Module):
-        def __init__(self, num_feat, num_grow_ch):
-            super().__init__()
-            self.rdb1 = ResidualDenseBlock(num_feat, num_grow_ch)
-            self.rdb2 = ResidualDenseBlock(num_feat, num_grow_ch)
-            self.rdb3 = ResidualDenseBlock(num_feat, num_grow_ch)
-
-        def forward(self, x):
-            return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
-
-    class RRDBNet(nn.Module):
-        """basicsr RRDBNet, scale 4 only (no pixel unshuffle)."""
-        def __init__(self, num_feat, num_block, num_grow_ch, scale):
-            super().__init__()
-            assert scale == 4
-            self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
-            self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_block)])
-            self.conv_body = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.conv_up1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.conv_up2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
-            self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
-
-        def forward(self, x):
-            feat = self.conv_first(x)
-            feat = feat + self.conv_body(self.body(feat))
-            feat = self.lrelu(self.conv_up1(F.interpolate(feat, scale_factor=2, mode="nearest")))
-            feat = self.lrelu(self.conv_up2(F.interpolate(feat, scale_factor=2, mode="nearest")))
-            return self.conv_last(self.lrelu(self.conv_hr(feat)))
-
-    class SRVGGNetCompact(nn.Module):
-        """Real-ESRGAN SRVGGNetCompact with PReLU activations."""
-        def __init__(self, num_feat, num_conv, scale):
-            super().__init__()
-            self.scale = scale
-            body = [nn.Conv2d(3, num_feat, 3, 1, 1), nn.PReLU(num_parameters=num_feat)]
-            for _ in range(num_conv):
-                body += [nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.PReLU(num_parameters=num_feat)]
-            body.append(nn.Conv2d(num_feat, 3 * scale * scale, 3, 1, 1))
-            self.body = nn.ModuleList(body)
-            self.upsampler = nn.PixelShuffle(scale)
-
-        def forward(self, x):
-            out = x
-            for layer in self.body:
-                out = layer(out)
-            out = self.upsampler(out)
-            return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
-
-    return RRDBNet, SRVGGNetCompact
+    return rrdb, srvgg
 
 
 def gen(cache_dir):

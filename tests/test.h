@@ -4,6 +4,7 @@
 #ifndef UPRES_TEST_H
 #define UPRES_TEST_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,6 +99,12 @@ uint32_t tu_xorshift32(uint32_t *s);
 upres_ctx *tu_ctx_1thread(void);
 /* Sample (x, y, channel c) of an image in [0,1] units (u8 / 255, u16 /
  * 65535, f32 as stored), and the reverse (rounded, not clamped). */
+/* Runs `BIN [SUB] ARGS...` (BIN NULL = test_upres_bin(), SUB NULL = none,
+ * ARGS a NULL-terminated list in ap, at most 60) without a shell, out and
+ * err cleared first and filled as by test_run. Returns what test_run
+ * returns. */
+int tu_upres_va(const char *bin, const char *sub, int timeout_s, char *out, size_t out_cap,
+                char *err, size_t err_cap, const char *first, va_list ap);
 double tu_sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t c);
 void tu_put01(upres_image *img, uint32_t x, uint32_t y, uint32_t c, double v);
 /* A new w x h image of `ch` channels of depth d filled from tu_xorshift32

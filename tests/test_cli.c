@@ -21,15 +21,11 @@ static char cli_out[OUT_CAP], cli_err[OUT_CAP];
  * Returns what test_run returns. */
 static int cli(const char *first, ...)
 {
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)test_upres_bin();
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    int r = tu_upres_va(NULL, NULL, CLI_TIMEOUT_S, cli_out, sizeof cli_out, cli_err, sizeof cli_err, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    return test_run(argv, CLI_TIMEOUT_S, cli_out, sizeof cli_out, cli_err, sizeof cli_err);
+    return r;
 }
 
 /* Same with an argv array (NULL-terminated, without the program). */

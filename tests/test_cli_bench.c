@@ -255,16 +255,11 @@ static int bh_setup(void)
 /* Runs `upres ARGS...` (NULL-terminated) into bh_out / bh_err. */
 static int bh(const char *first, ...)
 {
-    char *argv[32];
-    int n = 0;
-    argv[n++] = bh_bin;
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    int r = tu_upres_va(bh_bin, NULL, BH_TIMEOUT_S, bh_out, sizeof bh_out, bh_err, sizeof bh_err, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    bh_out[0] = bh_err[0] = 0;
-    return test_run(argv, BH_TIMEOUT_S, bh_out, sizeof bh_out, bh_err, sizeof bh_err);
+    return r;
 }
 
 /* Absolute path of the shared x4 model, or NULL when absent. Call before

@@ -46,17 +46,11 @@ static int cmp_setup(int shared)
 /* Runs `upres compare ARGS...` (NULL-terminated); output in cmp_out/err. */
 static int cmp_run(const char *first, ...)
 {
-    char *argv[40];
-    int n = 0;
-    argv[n++] = cmp_bin;
-    argv[n++] = (char *)"compare";
     va_list ap;
     va_start(ap, first);
-    for (const char *s = first; s && n < 39; s = va_arg(ap, const char *)) argv[n++] = (char *)s;
+    int r = tu_upres_va(cmp_bin, "compare", CMP_TIMEOUT_S, cmp_out, sizeof cmp_out, cmp_err, sizeof cmp_err, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    cmp_out[0] = cmp_err[0] = 0;
-    return test_run(argv, CMP_TIMEOUT_S, cmp_out, sizeof cmp_out, cmp_err, sizeof cmp_err);
+    return r;
 }
 
 /* dir/name, in one of 4 rotating buffers. */

@@ -23,15 +23,11 @@ static char out_[CAP], err_[CAP];
 
 static int run(const char *first, ...)
 {
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)test_upres_bin();
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    int r = tu_upres_va(NULL, NULL, T_S, out_, sizeof out_, err_, sizeof err_, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    return test_run(argv, T_S, out_, sizeof out_, err_, sizeof err_);
+    return r;
 }
 
 static int one_line(const char *s)

@@ -50,16 +50,11 @@ static const char *shared_models(void)
 /* Runs `upres ARGS...` (NULL-terminated) into up_out / up_err. */
 static int up(const char *first, ...)
 {
-    char *argv[64];
-    int n = 0;
-    argv[n++] = up_bin;
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    int r = tu_upres_va(up_bin, NULL, UP_TIMEOUT_S, up_out, sizeof up_out, up_err, sizeof up_err, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    up_out[0] = up_err[0] = 0;
-    return test_run(argv, UP_TIMEOUT_S, up_out, sizeof up_out, up_err, sizeof up_err);
+    return r;
 }
 
 /* Writes a w x h image with smooth and sharp structure to path (format from

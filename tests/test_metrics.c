@@ -455,16 +455,11 @@ static char met_out[8192], met_err[4096];
 /* Runs `upres metrics ARGS...` (NULL-terminated) capturing output. */
 static int run_metrics(const char *first, ...)
 {
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)test_upres_bin();
-    argv[n++] = (char *)"metrics";
     va_list ap;
     va_start(ap, first);
-    for (const char *s = first; s && n < 31; s = va_arg(ap, const char *)) argv[n++] = (char *)s;
+    int r = tu_upres_va(NULL, "metrics", CLI_TIMEOUT_S, met_out, sizeof met_out, met_err, sizeof met_err, first, ap);
     va_end(ap);
-    argv[n] = NULL;
-    return test_run(argv, CLI_TIMEOUT_S, met_out, sizeof met_out, met_err, sizeof met_err);
+    return r;
 }
 
 /* A strict reader of one flat JSON object whose values are strings,

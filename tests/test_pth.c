@@ -612,17 +612,28 @@ static void sd_sha(const upres_statedict *sd, char hex[65])
     free(all);
 }
 
-TEST(pth_realesr_animevideov3)
+/* Loads ../shared/REL with upres__pth_load: 1 when the file is missing
+ * (the caller skips), else the loader's status. */
+static int load_shared(const char *rel, upres_statedict *sd)
 {
-    const char *path = test_shared("models/pytorch/realesr-animevideov3.pth");
-    if (!path) SKIP("../shared/models/pytorch/realesr-animevideov3.pth missing");
+    const char *path = test_shared(rel);
+    if (!path) return 1;
     size_t n;
     unsigned char *buf = test_read_file(path, &n);
-    CHECK(buf != NULL);
+    if (!buf) return UPRES_ERR_IO;
     upres_ctx *ctx = tu_ctx_1thread();
-    upres_statedict sd = {0};
-    CHECK_OK(upres__pth_load(ctx, buf, n, &sd));
+    int st = upres__pth_load(ctx, buf, n, sd);
     free(buf);
+    upres_ctx_free(ctx);
+    return st;
+}
+
+TEST(pth_realesr_animevideov3)
+{
+    upres_statedict sd = {0};
+    int st = load_shared("models/pytorch/realesr-animevideov3.pth", &sd);
+    if (st == 1) SKIP("../shared/models/pytorch/realesr-animevideov3.pth missing");
+    CHECK_OK(st);
     CHECK_EQ(sd.n, 53);
     /* SRVGGNetCompact, 64 features, 16 convs, x4: body.0 conv, then
      * (PReLU, conv) pairs, body.34 the last conv to 3*4*4 channels. */
@@ -654,20 +665,14 @@ TEST(pth_realesr_animevideov3)
     CHECKF(strcmp(hex, "3da840fe0b71f22796317cd30564d48c9aecffc71298bb2591ce32328113910f") == 0,
            "sha %s", hex);
     upres__sd_free(&sd);
-    upres_ctx_free(ctx);
 }
 
 TEST(pth_legacy_pan_x4)
 {
-    const char *path = test_shared("models/pytorch/PANx4_DF2K.pth");
-    if (!path) SKIP("../shared/models/pytorch/PANx4_DF2K.pth missing");
-    size_t n;
-    unsigned char *buf = test_read_file(path, &n);
-    CHECK(buf != NULL);
-    upres_ctx *ctx = tu_ctx_1thread();
     upres_statedict sd = {0};
-    CHECK_OK(upres__pth_load(ctx, buf, n, &sd));
-    free(buf);
+    int st = load_shared("models/pytorch/PANx4_DF2K.pth", &sd);
+    if (st == 1) SKIP("../shared/models/pytorch/PANx4_DF2K.pth missing");
+    CHECK_OK(st);
     CHECK_EQ(sd.n, 146);
     CHECK(strcmp(sd.t[0].name, "conv_first.weight") == 0);
     CHECK(sd.t[0].ndim == 4 && sd.t[0].shape[0] == 40 && sd.t[0].shape[1] == 3);
@@ -681,7 +686,6 @@ TEST(pth_legacy_pan_x4)
     CHECKF(strcmp(hex, "7c4e14a04b42ed3c9e2e20b6fb89366412f43272411f0a7667f102866b39441b") == 0,
            "sha %s", hex);
     upres__sd_free(&sd);
-    upres_ctx_free(ctx);
 }
 
 /* Runs buf through both loaders: each must succeed with a well-formed state

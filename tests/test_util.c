@@ -30,6 +30,20 @@ upres_ctx *tu_ctx_1thread(void)
     return c;
 }
 
+int tu_upres_va(const char *bin, const char *sub, int timeout_s, char *out, size_t out_cap,
+                char *err, size_t err_cap, const char *first, va_list ap)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)(bin ? bin : test_upres_bin());
+    if (sub) argv[n++] = (char *)sub;
+    for (const char *a = first; a && n < 63; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    argv[n] = NULL;
+    if (out && out_cap) out[0] = 0;
+    if (err && err_cap) err[0] = 0;
+    return test_run(argv, timeout_s, out, out_cap, err, err_cap);
+}
+
 double tu_sample01(const upres_image *img, uint32_t x, uint32_t y, uint32_t c)
 {
     const void *row = upres_image_row(img, y);

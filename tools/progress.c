@@ -56,6 +56,19 @@ void cli_progress_clear(void)
     }
 }
 
+/* Draws `line` (a buffer of `cap` bytes; n is snprintf's result) over the
+ * current one. A shorter line is padded over the longer previous one
+ * instead of clearing: less flicker. */
+static void draw(const char *line, size_t cap, int n)
+{
+    if (n < 0) return;
+    if (n >= (int)cap) n = (int)cap - 1;
+    int pad = bar.drawn_len > n ? bar.drawn_len - n : 0;
+    fprintf(stderr, "\r%.*s%*s", n, line, pad, "");
+    fflush(stderr);
+    bar.drawn_len = n + pad;
+}
+
 void cli_progress_status(const char *text, int likely_long)
 {
     if (!bar.enabled) return;
@@ -63,12 +76,7 @@ void cli_progress_status(const char *text, int likely_long)
     if (!bar.no_delay && !likely_long && now - bar.start < SHOW_AFTER_S) return;
     char line[128], clean[100];
     int n = snprintf(line, sizeof line, "%s ...", cli_clean(text, clean, sizeof clean));
-    if (n < 0) return;
-    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
-    int pad = bar.drawn_len > n ? bar.drawn_len - n : 0;
-    fprintf(stderr, "\r%s%*s", line, pad, "");
-    fflush(stderr);
-    bar.drawn_len = n + pad;
+    draw(line, sizeof line, n);
     bar.last_draw = now;
 }
 
@@ -89,12 +97,7 @@ int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total)
         char line[128];
         int n = snprintf(line, sizeof line, "external tool running  %.1fs (limit %.0fs)",
                          (double)done / 1000.0, (double)total / 1000.0);
-        if (n < 0) return 0;
-        if (n >= (int)sizeof line) n = (int)sizeof line - 1;
-        int pad = bar.drawn_len > n ? bar.drawn_len - n : 0;
-        fprintf(stderr, "\r%s%*s", line, pad, "");
-        fflush(stderr);
-        bar.drawn_len = n + pad;
+        draw(line, sizeof line, n);
         return 0;
     }
     if (done > total) done = total;
@@ -107,12 +110,6 @@ int cli_progress_cb(void *user, const char *what, uint64_t done, uint64_t total)
     int n = snprintf(line, sizeof line, "%-10s [%s] %3d%%  %.1fs",
                      cli_clean(what ? what : "working", name, sizeof name), cellbuf,
                      (int)((double)done * 100.0 / (double)total), now - bar.start);
-    if (n < 0) return 0;
-    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
-    /* Pad over a longer previous line instead of clearing: less flicker. */
-    int pad = bar.drawn_len > n ? bar.drawn_len - n : 0;
-    fprintf(stderr, "\r%s%*s", line, pad, "");
-    fflush(stderr);
-    bar.drawn_len = n + pad;
+    draw(line, sizeof line, n);
     return 0;
 }
