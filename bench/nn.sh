@@ -17,9 +17,11 @@
 # basicsr key names) to bench/out/nn/ and both engines load those files.
 #
 # Each model runs $RUNS rounds; a round is one upres timing and one torch
-# timing, the order swapped every round. upres: `upres bench --runs 1 --json`
-# (a fresh process, one untimed warm-up then one timed upres_upscale of the
-# whole image in one tile, u8 -> float -> u8 conversion included). torch: a
+# timing, the order swapped every round. upres: `upres bench --runs 1
+# --tile-pad 0 --json` (a fresh process, one untimed warm-up then one timed
+# upres_upscale of the whole image in one tile, u8 -> float -> u8 conversion
+# included; --tile-pad 0 so the network runs on exactly the WxH image, as
+# torch's does, rather than on the image plus mirrored border context). torch: a
 # resident process (bench/nn_torch.py serve), warmed up once per model, times
 # model(x) on a float32 tensor under inference_mode (no conversion). Reported
 # per model: median seconds of each, torch/upres (> 1: upres faster), the
@@ -97,7 +99,7 @@ torch_time() {
 # upres_time NAME S: one timed upres_upscale, seconds in $U.
 upres_time() {
     local j
-    j=$("$UPRES_BIN" -q -j "$THREADS" bench -m "$(model_file "$1")" --size "$2x$2" --runs 1 --json) ||
+    j=$("$UPRES_BIN" -q -j "$THREADS" bench -m "$(model_file "$1")" --size "$2x$2" --runs 1 --tile-pad 0 --json) ||
         die "upres bench failed on $1"
     U=$(sed -n 's/.*"seconds_median": \([0-9.eE+-]*\).*/\1/p' <<<"$j")
     local tiles threads

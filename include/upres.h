@@ -627,7 +627,7 @@ typedef struct upres_upscale_desc {
     uint32_t tile;            /* tile side in input pixels; 0 = from memory_bytes */
     int tile_pad;             /* context on each tile side, input pixels;
                                  -1 (default) = the model's suggestion */
-    uint64_t memory_bytes;    /* budget for choosing the tile; 0 = a quarter of RAM */
+    uint64_t memory_bytes;    /* budget for choosing the tile; 0 = a quarter of RAM, at most 512 MiB */
     upres_color_mode color;
     upres_alpha_mode alpha;
 } upres_upscale_desc;

@@ -341,13 +341,21 @@ TEST(cli_bench_json_with_model)
     CHECKF(json_is(bh_out, "model", want), "%s", bh_out);
     CHECK(json_is(bh_out, "method", "\"realesr-animevideov3\""));
     CHECK(json_is(bh_out, "arch", "\"SRVGGNetCompact\""));
-    /* The default budget (a quarter of RAM) fits a 32x32 tile at once. */
+    /* The default budget (a quarter of RAM, at most 512 MiB) fits a 32x32 tile at once. */
     CHECK_EQ(json_num(bh_out, "tile"), 32);
     CHECK_EQ(json_num(bh_out, "tiles"), 1);
     /* 16 convolutions of 64 channels over a 32x32 window: megabytes. */
     double tb = json_num(bh_out, "tile_bytes");
     CHECKF(tb > 1e6 && tb < 1e9, "tile_bytes %g", tb);
     CHECKF(!bh_err[0], "stderr: %s", bh_err);
+    /* --tile-pad 0: the network sees the bare 32x32 image, without the
+     * model's context mirrored in at the borders, so a tile needs less. */
+    rc = bh("bench", "-m", model, "--json", "--size", "32x32", "--runs", "1", "--tile-pad", "0",
+            NULL);
+    CHECKF(rc == 0, "rc %d: %s", rc, bh_err);
+    CHECK_EQ(json_num(bh_out, "tiles"), 1);
+    double tb0 = json_num(bh_out, "tile_bytes");
+    CHECKF(tb0 > 1e5 && tb0 < tb, "tile_bytes %g with --tile-pad 0, %g without", tb0, tb);
 }
 
 TEST(cli_bench_human_output_names_units)
@@ -368,7 +376,7 @@ TEST(cli_bench_bad_arguments_are_usage_errors)
         {"--runs", "0", NULL}, {"--runs", "1001", NULL}, {"--runs", "x", NULL},
         {"--size", "0x5", NULL}, {"--size", "12", NULL}, {"--size", "70000x2", NULL},
         {"stray", NULL, NULL}, {"--bogus", NULL, NULL}, {"--json=1", NULL, NULL},
-        {"-m", "", NULL}};
+        {"-m", "", NULL}, {"--tile-pad", "-1"}, {"--tile", "5"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = bh("bench", cases[i][0], cases[i][1], NULL);
         CHECKF(rc == 2, "bench %s %s: rc %d", cases[i][0], cases[i][1] ? cases[i][1] : "", rc);
@@ -460,7 +468,7 @@ TEST(cli_hw_bad_arguments_are_usage_errors)
     CHECK(bh_setup());
     static const char *const cases[][3] = {{"--size", "1920", NULL}, {"--size", "0x0", NULL},
                                            {"extra", NULL, NULL},    {"--runs", "1", NULL},
-                                           {"-m", "", NULL}};
+                                           {"-m", "", NULL}, {"--tile-pad", "-1"}, {"--tile", "5"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int rc = bh("hw", cases[i][0], cases[i][1], NULL);
         CHECKF(rc == 2 && !bh_out[0] && tu_one_line(bh_err), "hw %s: rc %d, err '%s'",

@@ -280,6 +280,9 @@ void cli_json_str(FILE *f, const char *s);
 /* Matches -m/--model MODEL and --model-path DIR (repeatable) for the model
  * commands; returns like cli_match (CLI_BAD after printing a usage error). */
 int cli_model_option(cli_args *a, const char **model, cli_paths *dirs);
+/* Matches --tile N (0 automatic, 8..65535) and --tile-pad N (0..4096) of
+ * `upscale` and `bench`; returns like cli_match. */
+int cli_tile_option(cli_args *a, long *tile, long *tile_pad);
 /* Options shared by `bench` and `hw` (defined in tools/cmd_bench.c). */
 typedef struct cli_model_job {
     const char *model;    /* -m */

@@ -9,7 +9,8 @@
 #include <sys/resource.h>
 
 const char cli_bench_help[] =
-    "usage: upres bench [-m MODEL] [--size WxH] [--runs N] [--json]\n"
+    "usage: upres bench [-m MODEL] [--size WxH] [--runs N] [--tile N] [--tile-pad N]\n"
+    "                   [--json]\n"
     "\n"
     "Times 'upres upscale' on a generated test image (smooth gradients, hard\n"
     "edges, fine stripes and a little noise; the same pixels on every run and\n"
@@ -25,7 +26,11 @@ const char cli_bench_help[] =
     "                       timed and the report says so)\n"
     "      --model-path DIR also search DIR for model names (repeatable)\n"
     "      --size WxH       test image size (default 256x256)\n"
-    "      --runs N         timed runs, 1..1000 (default 3)\n"
+    "      --runs N         timed runs, 1..1000 (default 3)\n"    "      --tile N         tile side in input pixels (default: from the memory\n"
+    "                       budget, as for 'upres upscale')\n"
+    "      --tile-pad N     context pixels around each tile, also mirrored in at\n"
+    "                       the image borders (default: the model's); 0 times the\n"
+    "                       bare network on exactly WxH\n"
     "      --json           one JSON object on stdout: model (path or null),\n"
     "                       method, arch, scale, width, height, out_width,\n"
     "                       out_height, runs, seconds_median, seconds_min,\n"
@@ -43,6 +48,7 @@ const char cli_bench_help[] =
 typedef struct bench_opts {
     cli_model_job job; /* -m, --model-path, --size, --json */
     long runs;
+    long tile, tile_pad; /* --tile (0 automatic), --tile-pad (-1 the model's) */
 } bench_opts;
 
 /* ---- the test image -------------------------------------------------------- */
@@ -123,6 +129,7 @@ static int bench_option(cli_args *a, void *opts)
     char buf[128];
     int r;
     if ((r = cli_model_job_option(a, &o->job)) != CLI_NOMATCH) return r;
+    if ((r = cli_tile_option(a, &o->tile, &o->tile_pad)) != CLI_NOMATCH) return r;
     if ((r = cli_match(a, "runs", 0, &v)) != CLI_NOMATCH) {
         if (r == CLI_MATCH && (!cli_parse_long(v, 1, MAX_RUNS, &o->runs) || v[0] == '+'))
             return cli_usage_error(a->cmd, "bad run count '%s' (want 1..%d)",
@@ -194,6 +201,8 @@ int cli_bench_main(cli_global *g, int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.job.w = o.job.h = DEFAULT_SIDE;
     o.runs = DEFAULT_RUNS;
+    o.tile = 0;
+    o.tile_pad = -1;
     int rc = CLI_OK;
     int exit_now;
     rc = cli_parse_options(g, &a, bench_option, &o, NULL, NULL, &exit_now);
@@ -225,6 +234,8 @@ int cli_bench_main(cli_global *g, int argc, char **argv)
     upres_upscale_desc d = upres_upscale_desc_defaults();
     /* Without a model, time what `upres upscale` does then: lanczos3 x4. */
     if (!model) d.scale = 4;
+    d.tile = (uint32_t)o.tile;
+    d.tile_pad = (int)o.tile_pad;
     char what[64];
     snprintf(what, sizeof what, "upscale the %ux%u test image", o.job.w, o.job.h);
     uint32_t tile = 0, tiles = 0;

@@ -14,7 +14,7 @@ const char cli_hw_help[] =
     "(x86: sse2, sse4.1, avx, avx2, fma, avx512f), total and available RAM, and\n"
     "the GPU (always none: upres has no GPU backend yet). Then recommends, for\n"
     "MODEL on a WxH input, the settings 'upres upscale' picks itself with its\n"
-    "default memory budget (a quarter of RAM): tile size, threads (-j, by\n"
+    "default memory budget (a quarter of RAM, at most 512 MiB): tile size, threads (-j, by\n"
     "default one per logical core), precision (fp16 is never used: the CPU backend computes in\n"
     "fp32) and batch size (always 1: images run one at a time).\n"
     "\n"

@@ -58,7 +58,7 @@ const char cli_upscale_help[] =
     "      --tile N         tile side in input pixels (0 = from --memory, default)\n"
     "      --tile-pad N     context pixels around each tile (default: the model's)\n"
     "      --memory SIZE    memory budget for the tiles, e.g. 512M, 2G (default a\n"
-    "                       quarter of the RAM)\n"
+    "                       quarter of the RAM, at most 512M)\n"
     "      --color MODE     rgb: colour through the network (default); luma: only\n"
     "                       luma, chroma bicubic (colours cannot drift)\n"
     "      --alpha MODE     lanczos: alpha resized by lanczos3 (default); model:\n"
@@ -1131,6 +1131,32 @@ int cli_model_option(cli_args *a, const char **model, cli_paths *dirs)
     return CLI_NOMATCH;
 }
 
+
+int cli_tile_option(cli_args *a, long *tile, long *tile_pad)
+{
+    const char *v = NULL;
+    char buf[128];
+    long n;
+    int r;
+    if ((r = cli_match(a, "tile", 0, &v)) != CLI_NOMATCH) {
+        if (r != CLI_MATCH) return r;
+        if (!cli_parse_long(v, 0, 65535, &n) || v[0] == '+' || v[0] == '-' || (n > 0 && n < 8))
+            return cli_usage_error(a->cmd, "bad tile size '%s' (want 0 for automatic, or 8..65535)",
+                                   cli_clean(v, buf, sizeof buf)), CLI_BAD;
+        *tile = n;
+        return r;
+    }
+    if ((r = cli_match(a, "tile-pad", 0, &v)) != CLI_NOMATCH) {
+        if (r != CLI_MATCH) return r;
+        if (!cli_parse_long(v, 0, 4096, &n) || v[0] == '+')
+            return cli_usage_error(a->cmd, "bad tile padding '%s' (want 0..4096 pixels)",
+                                   cli_clean(v, buf, sizeof buf)), CLI_BAD;
+        *tile_pad = n;
+        return r;
+    }
+    return CLI_NOMATCH;
+}
+
 static int upscale_option(cli_args *a, void *opts)
 {
     upscale_opts *o = opts;
@@ -1175,22 +1201,7 @@ static int upscale_option(cli_args *a, void *opts)
         o->height = (uint32_t)n;
         return r;
     }
-    if ((r = cli_match(a, "tile", 0, &v)) != CLI_NOMATCH) {
-        if (r != CLI_MATCH) return r;
-        if (!cli_parse_long(v, 0, 65535, &n) || v[0] == '+' || v[0] == '-' || (n > 0 && n < 8))
-            return cli_usage_error(a->cmd, "bad tile size '%s' (want 0 for automatic, or 8..65535)",
-                                   cli_clean(v, buf, sizeof buf)), CLI_BAD;
-        o->tile = n;
-        return r;
-    }
-    if ((r = cli_match(a, "tile-pad", 0, &v)) != CLI_NOMATCH) {
-        if (r != CLI_MATCH) return r;
-        if (!cli_parse_long(v, 0, 4096, &n) || v[0] == '+')
-            return cli_usage_error(a->cmd, "bad tile padding '%s' (want 0..4096 pixels)",
-                                   cli_clean(v, buf, sizeof buf)), CLI_BAD;
-        o->tile_pad = n;
-        return r;
-    }
+    if ((r = cli_tile_option(a, &o->tile, &o->tile_pad)) != CLI_NOMATCH) return r;
     if ((r = cli_match(a, "memory", 0, &v)) != CLI_NOMATCH) {
         if (r != CLI_MATCH) return r;
         if (!cli_parse_memory(v, &o->memory) || o->memory < (1u << 20))

@@ -68,8 +68,12 @@ typedef struct nn_node {
     nn_op op;
     int c;     /* output channels */
     int a, b;  /* input value ids (-1 = none) */
-    int *xs;   /* concat inputs (owned), nxs of them */
+    int *xs;   /* concat inputs, or a fused conv's concatenated input (owned), nxs of them */
     int nxs;
+    int in_c;             /* conv: input channels */
+    int absorbed;         /* fused into a later node: its value no longer exists */
+    float post_scale;     /* conv: fused scale before the residual `b` (1: none) */
+    const float **chan;   /* conv: in_c input plane pointers, filled per run (owned) */
     nn_conv_desc cd;      /* conv, deconv; act/act_alpha also for OP_ACT */
     float *wt;            /* packed weights (owned) */
     float *p0, *p1;       /* prelu slopes / affine scale, affine bias (owned) */
@@ -93,6 +97,7 @@ struct nn_graph {
     int n, cap;
     int status;
     int input, output;
+    int fused; /* fuse() has rewritten the graph: no more building */
     uint64_t params;
     /* Plan. */
     int planned, plan_h, plan_w;
@@ -132,6 +137,7 @@ static void node_free(nn_node *n)
     free(n->wt);
     free(n->p0);
     free(n->p1);
+    free(n->chan);
 }
 
 static void plan_free(nn_graph *g)
@@ -179,6 +185,10 @@ static nn_node *add_node(nn_graph *g, nn_op op, int c, int a)
         }
         g->nodes = nn;
         g->cap = cap;
+    }
+    if (g->fused) {
+        poison(g, UPRES_ERR_INVALID_ARG);
+        return NULL;
     }
     nn_node *n = &g->nodes[g->n++];
     memset(n, 0, sizeof *n);
@@ -289,6 +299,8 @@ static int conv_common(nn_graph *g, int x, const nn_conv_desc *d, const float *w
     n->cd = *d;
     n->wt = packed;
     n->p1 = b;
+    n->in_c = in_c;
+    n->post_scale = 1.0f;
     g->params += (uint64_t)(in_c / d->groups) * (uint64_t)d->kh * (uint64_t)d->kw *
                      (uint64_t)d->out_c + (bias ? (uint64_t)d->out_c : 0);
     return g->n - 1;
@@ -517,7 +529,8 @@ int nn_graph_set_output(nn_graph *g, int x)
 {
     int st = check_x(g, x);
     if (st) return st;
-    if (g->input < 0) return poison(g, UPRES_ERR_INVALID_ARG);
+    /* After fusion only values that still exist can become the output. */
+    if (g->input < 0 || g->nodes[x].absorbed) return poison(g, UPRES_ERR_INVALID_ARG);
     g->output = x;
     plan_free(g);
     return UPRES_OK;
@@ -554,6 +567,138 @@ static int side_ok(upres_ctx *ctx, const nn_node *n, int id, int64_t h, int64_t 
     return UPRES_OK;
 }
 
+/*
+ * Fusion, done once before the first shape inference. Each convolution
+ * absorbs, when the value between is read by nothing else:
+ *   - a concat feeding it (the conv then reads the concat's inputs in place;
+ *     RRDBNet's dense blocks would otherwise copy every feature four times),
+ *   - a following activation or PReLU, if the conv has none,
+ *   - then a following scalar affine with zero bias (x*s), and an add of
+ *     another value of the same channel count (a residual).
+ * The last absorbed node becomes the conv (it keeps its id, so readers of
+ * the chain's result are untouched); the others are left unread and so are
+ * never planned or run. A fused residual must be the conv's shape or
+ * [c][1][1] (checked at plan time).
+ */
+static int fuse(nn_graph *g)
+{
+    int *users = calloc((size_t)g->n, sizeof *users), *user = malloc((size_t)g->n * sizeof *user);
+    if (!users || !user) {
+        free(users);
+        free(user);
+        return UPRES_ERR_NOMEM;
+    }
+    for (int i = 0; i < g->n; i++) user[i] = -1;
+    for (int i = 0; i < g->n; i++) {
+        const nn_node *n = &g->nodes[i];
+        int refs[2] = {n->a, n->b};
+        for (int k = 0; k < 2; k++)
+            if (refs[k] >= 0) users[refs[k]]++, user[refs[k]] = i;
+        for (int k = 0; k < n->nxs; k++) users[n->xs[k]]++, user[n->xs[k]] = i;
+    }
+    users[g->output]++; /* the caller reads it */
+    int st = UPRES_OK;
+    for (int i = 0; i < g->n && st == UPRES_OK; i++) {
+        nn_node *c = &g->nodes[i];
+        /* A conv made by an earlier fusion (it has its planes array) is
+         * complete: a second scale or residual has no place in it. */
+        if (c->op != OP_CONV || c->chan) continue;
+        nn_node *K = &g->nodes[c->a];
+        if (K->op == OP_CONCAT && users[c->a] == 1) {
+            c->xs = K->xs;
+            c->nxs = K->nxs;
+            K->xs = NULL;
+            K->nxs = 0;
+            K->absorbed = 1;
+            c->a = c->xs[0];
+        }
+        nn_act act = c->cd.act;
+        float alpha = c->cd.act_alpha, scale = 1.0f;
+        float *slopes = NULL;
+        int nslopes = 0, res = -1, tail = i, cur = i, prelu = -1;
+        int chain[4] = {i}, nchain = 1; /* the nodes merged into one */
+        int next = users[cur] == 1 ? user[cur] : -1;
+        nn_node *N = next >= 0 ? &g->nodes[next] : NULL;
+        if (N && act == NN_ACT_NONE && N->op == OP_ACT && N->a == cur) {
+            act = N->cd.act;
+            alpha = N->cd.act_alpha;
+            tail = cur = chain[nchain++] = next;
+        } else if (N && act == NN_ACT_NONE && N->op == OP_PRELU && N->a == cur) {
+            act = NN_ACT_PRELU;
+            slopes = N->p0;
+            nslopes = N->n0;
+            tail = cur = prelu = chain[nchain++] = next;
+        }
+        /* A residual only after a conv that keeps the spatial size, so the
+         * add cannot be one that broadcasts the conv's output. */
+        const nn_conv_desc *d = &c->cd;
+        int same = d->stride_h == 1 && d->stride_w == 1 &&
+                   d->pad_t + d->pad_b == d->dil_h * (d->kh - 1) &&
+                   d->pad_l + d->pad_r == d->dil_w * (d->kw - 1);
+        next = same && users[cur] == 1 ? user[cur] : -1;
+        N = next >= 0 ? &g->nodes[next] : NULL;
+        if (N && N->op == OP_AFFINE && N->n0 == 0 && N->p1[0] == 0.0f && users[next] == 1) {
+            int add = user[next];
+            nn_node *B = &g->nodes[add];
+            if (B->op == OP_BINARY && B->mode == NN_ADD && (B->a == next) != (B->b == next)) {
+                int other = B->a == next ? B->b : B->a;
+                if (g->nodes[other].c == c->c) {
+                    scale = N->p0[0];
+                    res = other;
+                    chain[nchain++] = next;
+                    tail = chain[nchain++] = add;
+                }
+            }
+        } else if (N && N->op == OP_BINARY && N->mode == NN_ADD && (N->a == cur) != (N->b == cur)) {
+            int other = N->a == cur ? N->b : N->a;
+            if (g->nodes[other].c == c->c) {
+                res = other;
+                tail = chain[nchain++] = next;
+            }
+        }
+        nn_node *T = &g->nodes[tail];
+        T->chan = malloc((size_t)c->in_c * sizeof *T->chan);
+        if (!T->chan) {
+            st = UPRES_ERR_NOMEM;
+            break;
+        }
+        if (tail == i) continue;
+        /* Move the conv into the tail node, and the slopes to it from an
+         * absorbed PReLU. */
+        if (T->p0 != slopes) free(T->p0);
+        if (prelu >= 0) g->nodes[prelu].p0 = NULL;
+        free(T->p1);
+        free(T->xs);
+        T->op = OP_CONV;
+        T->c = c->c;
+        T->a = c->a;
+        T->b = res;
+        T->xs = c->xs;
+        T->nxs = c->nxs;
+        T->cd = c->cd;
+        T->cd.act = act;
+        T->cd.act_alpha = alpha;
+        T->wt = c->wt;
+        T->p1 = c->p1;
+        T->p0 = slopes;
+        T->n0 = nslopes;
+        T->in_c = c->in_c;
+        T->post_scale = scale;
+        c->xs = NULL;
+        c->nxs = 0;
+        c->wt = NULL;
+        c->p1 = NULL;
+        /* No node reads the absorbed ones now, so none is needed. */
+        c->a = -1;
+        for (int k = 0; k < nchain; k++)
+            if (chain[k] != tail) g->nodes[chain[k]].absorbed = 1;
+    }
+    free(users);
+    free(user);
+    if (st == UPRES_OK) g->fused = 1;
+    return st;
+}
+
 /* Marks the nodes the output depends on and each value's last reader. */
 static void mark_needed(nn_graph *g)
 {
@@ -565,9 +710,8 @@ static void mark_needed(nn_graph *g)
     for (int i = g->output; i >= 0; i--) {
         nn_node *n = &g->nodes[i];
         if (!n->needed) continue;
-        if (n->op == OP_CONCAT) {
-            for (int k = 0; k < n->nxs; k++) g->nodes[n->xs[k]].needed = 1;
-        } else {
+        for (int k = 0; k < n->nxs; k++) g->nodes[n->xs[k]].needed = 1;
+        if (n->op != OP_CONCAT) {
             if (n->a >= 0) g->nodes[n->a].needed = 1;
             /* crop_like reads only the shape of `b`, but that shape must be
              * inferred, so b is needed (it stays alive no longer than its
@@ -578,9 +722,8 @@ static void mark_needed(nn_graph *g)
     for (int i = 0; i <= g->output; i++) {
         nn_node *n = &g->nodes[i];
         if (!n->needed) continue;
-        if (n->op == OP_CONCAT) {
-            for (int k = 0; k < n->nxs; k++) g->nodes[n->xs[k]].last = i;
-        } else {
+        for (int k = 0; k < n->nxs; k++) g->nodes[n->xs[k]].last = i;
+        if (n->op != OP_CONCAT) {
             if (n->a >= 0) g->nodes[n->a].last = i;
             if (n->b >= 0 && n->op != OP_CROP_LIKE) g->nodes[n->b].last = i;
         }
@@ -600,6 +743,8 @@ static int infer(nn_graph *g, upres_ctx *ctx, int in_h, int in_w)
     if (in_h < 1 || in_w < 1 || in_h > NN_MAX_SIDE || in_w > NN_MAX_SIDE)
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "nn: input size %dx%d out of range",
                            in_w, in_h);
+    if (!g->fused && fuse(g))
+        return upres__fail(ctx, UPRES_ERR_NOMEM, "nn: out of memory preparing the graph");
     mark_needed(g);
     for (int i = 0; i <= g->output; i++) {
         nn_node *n = &g->nodes[i];
@@ -624,6 +769,21 @@ static int infer(nn_graph *g, upres_ctx *ctx, int in_h, int in_w)
                                    i, (long long)ew, (long long)eh, (long long)pw, (long long)ph);
             h = (ph - eh) / d->stride_h + 1;
             w = (pw - ew) / d->stride_w + 1;
+            for (int k = 1; k < n->nxs; k++) {
+                const nn_node *X = &g->nodes[n->xs[k]];
+                if (X->h != A->h || X->w != A->w)
+                    return upres__fail(ctx, UPRES_ERR_INVALID_ARG,
+                                       "nn: concat (node %d): input %d is %dx%d, input 0 %dx%d",
+                                       i, k, X->w, X->h, A->w, A->h);
+            }
+            if (n->b >= 0) {
+                const nn_node *R = &g->nodes[n->b];
+                if (!(R->h == h && R->w == w) && !(R->h == 1 && R->w == 1))
+                    return upres__fail(ctx, UPRES_ERR_INVALID_ARG,
+                                       "nn: binary (node %d, fused add): shapes %lldx%lld and "
+                                       "%dx%d do not broadcast",
+                                       i, (long long)w, (long long)h, R->w, R->h);
+            }
             break;
         }
         case OP_DECONV: {
@@ -760,7 +920,7 @@ static size_t node_scratch(const nn_graph *g, const nn_node *n, int slots, int *
     const nn_node *A = n->a >= 0 ? &g->nodes[n->a] : NULL;
     switch (n->op) {
     case OP_CONV: {
-        size_t per = nncpu_conv_scratch(&n->cd, A->c, n->h, n->w);
+        size_t per = nncpu_conv_scratch(&n->cd, n->in_c, n->h, n->w);
         size_t per_al = (per + NN_ALIGN_FLOATS - 1) / NN_ALIGN_FLOATS * NN_ALIGN_FLOATS;
         if (per == 0 || per_al < per || !upres__mul_size(per_al, (size_t)slots, &s)) *ok = 0;
         break;
@@ -900,6 +1060,37 @@ static nn_tensor value_tensor(const nn_graph *g, int id, const nn_tensor *in, nn
     return t;
 }
 
+/* A conv node's operands: its input planes (of a or of the fused concat
+ * xs), epilogue and residual. */
+static int run_conv(nn_graph *g, nn_node *n, const nn_tensor *in, nn_tensor *out, nn_tensor *y,
+                    upres_ctx *ctx)
+{
+    nncpu_conv_io io;
+    memset(&io, 0, sizeof io);
+    int nparts = n->nxs ? n->nxs : 1, c = 0;
+    for (int k = 0; k < nparts; k++) {
+        nn_tensor t = value_tensor(g, n->nxs ? n->xs[k] : n->a, in, out);
+        for (int ch = 0; ch < t.c; ch++) n->chan[c++] = t.data + (size_t)ch * t.h * t.w;
+        io.h = t.h;
+        io.w = t.w;
+    }
+    io.chan = n->chan;
+    io.in_c = c;
+    io.out = y;
+    io.bias = n->p1;
+    io.act = n->cd.act;
+    io.alpha = n->cd.act_alpha;
+    io.slopes = n->p0;
+    io.nslopes = n->n0;
+    io.scale = n->post_scale;
+    if (n->b >= 0) {
+        nn_tensor r = value_tensor(g, n->b, in, out);
+        io.res = r.data;
+        io.res_full = !(r.h == 1 && r.w == 1) || (y->h == 1 && y->w == 1);
+    }
+    return nncpu_conv2d(ctx, &io, &n->cd, n->wt, g->scratch, g->slots);
+}
+
 int nn_graph_run(nn_graph *g, upres_ctx *ctx, const nn_tensor *in, nn_tensor *out)
 {
     if (!g || !in || !out || !in->data || !out->data)
@@ -929,9 +1120,7 @@ int nn_graph_run(nn_graph *g, upres_ctx *ctx, const nn_tensor *in, nn_tensor *ou
         nn_tensor a = n->a >= 0 ? value_tensor(g, n->a, in, out) : y;
         switch (n->op) {
         case OP_INPUT: break;
-        case OP_CONV:
-            st = nncpu_conv2d(ctx, &a, &y, &n->cd, n->wt, n->p1, g->scratch, g->slots);
-            break;
+        case OP_CONV: st = run_conv(g, n, in, out, &y, ctx); break;
         case OP_DECONV: st = nncpu_deconv2d(ctx, &a, &y, &n->cd, n->wt, n->p1, g->scratch); break;
         case OP_ACT: st = nncpu_act(ctx, &a, &y, n->cd.act, n->cd.act_alpha); break;
         case OP_PRELU: st = nncpu_prelu(ctx, &a, &y, n->p0, n->n0); break;

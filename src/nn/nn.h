@@ -15,6 +15,11 @@
  *      whose lifetimes do not overlap. Planning again with another size
  *      replaces the buffers.
  *   4. nn_graph_run(): any number of times, on inputs of the planned size.
+ * The first plan (or nn_graph_out_size) also fuses the graph: a conv absorbs
+ * a concat feeding it and a following activation, PReLU, x*s and residual
+ * add where no other node reads the values between (see fuse() in graph.c).
+ * After that no node can be added, and only values that still exist can be
+ * made the output (nn_graph_set_output fails on an absorbed one).
  *
  * Errors: nn_* functions are internal and do not clear the ctx error detail
  * (upres__fail keeps the first one); a caller that retries after a failure
@@ -45,7 +50,8 @@ typedef enum nn_act {
     NN_ACT_NONE = 0,
     NN_ACT_RELU,
     NN_ACT_LEAKY,   /* x < 0 ? alpha*x : x */
-    NN_ACT_SIGMOID
+    NN_ACT_SIGMOID,
+    NN_ACT_PRELU    /* per-channel slopes; only set by the graph's fusion, not by builders */
 } nn_act;
 
 typedef enum nn_binop {

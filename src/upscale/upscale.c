@@ -113,11 +113,17 @@ static void clamp_image(upres_image *img)
     }
 }
 
+/* The default tile budget: a quarter of RAM, at most 512 MiB. Beyond that
+ * bigger tiles save only the little context recomputed at their borders,
+ * while a process that must also hold the model and the whole output (a
+ * 1920x1080 x4 upscale with RRDBNet) should stay within 2 GB. */
 static uint64_t default_memory(void)
 {
+    const uint64_t cap = (uint64_t)512 << 20;
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-    if (pages <= 0 || size <= 0) return (uint64_t)1 << 30;
-    return (uint64_t)pages * (uint64_t)size / 4;
+    if (pages <= 0 || size <= 0) return cap;
+    uint64_t q = (uint64_t)pages * (uint64_t)size / 4;
+    return q < cap ? q : cap;
 }
 
 /* ---- tiling ------------------------------------------------------------- */
@@ -246,7 +252,7 @@ static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, i
 
 /* The tile side upres_upscale uses for a w x h input: desc's tile capped at
  * the longer side, else the largest that fits desc's memory budget (a
- * quarter of RAM when 0). */
+ * quarter of RAM, at most 512 MiB, when 0). */
 static int tile_side(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h,
                      const upres_upscale_desc *d, int pad, int *tile)
 {

@@ -165,12 +165,23 @@ static size_t conv_chunk(size_t K, size_t P)
     return nc < pr ? nc : pr;
 }
 
-size_t nncpu_conv_packed_size(const nn_conv_desc *d, int in_c)
+/* Floats of the im2col GEMM weights (0 on overflow). */
+static size_t gemm_packed_size(const nn_conv_desc *d, int in_c)
 {
     size_t ocg = (size_t)(d->out_c / d->groups), npan = (ocg + MR - 1) / MR, n;
     if (!upres__mul_size(npan * MR, conv_k(d, in_c), &n) ||
         !upres__mul_size(n, (size_t)d->groups, &n))
         return 0;
+    return round_up(n, 16); /* keeps the Winograd weights after it aligned */
+}
+
+size_t nncpu_conv_packed_size(const nn_conv_desc *d, int in_c)
+{
+    size_t n = gemm_packed_size(d, in_c);
+    if (n && nncpu_conv_winograd(d, in_c)) {
+        size_t u = nncpu_wino_packed_size(d, in_c);
+        if (!u || !upres__add_size(n, u, &n)) return 0;
+    }
     return n;
 }
 
@@ -187,6 +198,8 @@ void nncpu_conv_pack(const nn_conv_desc *d, int in_c, const float *weight, float
                     dst[k * MR + r] = o < ocg ? weight[(g * ocg + o) * K + k] : 0.0f;
                 }
         }
+    if (nncpu_conv_winograd(d, in_c))
+        nncpu_wino_pack(d, in_c, weight, packed + gemm_packed_size(d, in_c));
 }
 
 size_t nncpu_conv_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w)
@@ -194,11 +207,16 @@ size_t nncpu_conv_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w)
     size_t K = conv_k(d, in_c), n;
     size_t nc = conv_chunk(K, (size_t)out_h * (size_t)out_w);
     if (!upres__mul_size(K, nc, &n)) return 0;
+    if (nncpu_conv_winograd(d, in_c)) {
+        size_t w = nncpu_wino_scratch(d, in_c, out_h, out_w);
+        if (!w) return 0;
+        if (w > n) n = w;
+    }
     return n;
 }
 
 typedef struct conv_job {
-    const nn_tensor *in;
+    const nncpu_conv_io *io;
     nn_tensor *out;
     const nn_conv_desc *d;
     const float *packed, *bias;
@@ -254,13 +272,13 @@ conv_im2col_nr(const conv_job *j, size_t g, size_t p0, size_t np, float *restric
                const size_t nr)
 {
     const nn_conv_desc *d = j->d;
-    const nn_tensor *in = j->in;
-    const int H = in->h, W = in->w, OW = j->out->w;
-    const size_t K = j->K, icg = (size_t)(in->c / d->groups), npan = (np + nr - 1) / nr;
+    const nncpu_conv_io *io = j->io;
+    const int H = io->h, W = io->w, OW = j->out->w;
+    const size_t K = j->K, icg = (size_t)(io->in_c / d->groups), npan = (np + nr - 1) / nr;
     const size_t panel_stride = K * nr;
     size_t k = 0;
     for (size_t ic = 0; ic < icg; ic++) {
-        const float *src = in->data + (g * icg + ic) * plane(in);
+        const float *src = io->chan[g * icg + ic];
         for (int ky = 0; ky < d->kh; ky++)
             for (int kx = 0; kx < d->kw; kx++, k++) {
                 /* Walk the chunk row segment by row segment so the bounds
@@ -306,6 +324,29 @@ conv_im2col_nr(const conv_job *j, size_t g, size_t p0, size_t np, float *restric
     }
 }
 
+/* The epilogue the GEMM kernel did not apply, on n outputs of channel oc
+ * starting at pixel pix: PReLU or sigmoid (the kernels fuse only ReLU and
+ * leaky), then scale and residual. */
+static void conv_post(const conv_job *j, float *restrict dst, size_t n, size_t oc, size_t pix,
+                      int prelu_done)
+{
+    const nncpu_conv_io *io = j->io;
+    if (io->act == NN_ACT_PRELU && !prelu_done) {
+        float s = io->slopes[io->nslopes == 1 ? 0 : oc];
+        for (size_t x = 0; x < n; x++) dst[x] = dst[x] < 0.0f ? dst[x] * s : dst[x];
+    } else if (io->act == NN_ACT_SIGMOID) {
+        act_row(dst, n, NN_ACT_SIGMOID, 0.0f);
+    }
+    if (io->scale != 1.0f)
+        for (size_t x = 0; x < n; x++) dst[x] *= io->scale;
+    if (io->res && io->res_full) {
+        const float *r = io->res + oc * j->P + pix;
+        for (size_t x = 0; x < n; x++) dst[x] += r[x];
+    } else if (io->res) {
+        for (size_t x = 0; x < n; x++) dst[x] += io->res[oc];
+    }
+}
+
 static void conv_im2col(const conv_job *j, size_t g, size_t p0, size_t np, float *col)
 {
     conv_im2col_nr(j, g, p0, np, col, NR);
@@ -326,8 +367,13 @@ static void conv_item_avx2(conv_job *j, size_t item, float *col)
     size_t p0 = chunk * j->nc, np = j->P - p0 < j->nc ? j->P - p0 : j->nc;
     const size_t K = j->K, ocg = (size_t)(d->out_c / d->groups), P = j->P;
     const size_t npan_w = (ocg + MR - 1) / MR, npan_p = (np + NRA - 1) / NRA;
-    const int sigmoid = d->act == NN_ACT_SIGMOID;
-    const nn_act act = sigmoid ? NN_ACT_NONE : d->act;
+    /* The kernel applies ReLU, leaky and PReLU; conv_post the rest. */
+    const nncpu_conv_io *io = j->io;
+    const int prelu = io->act == NN_ACT_PRELU;
+    const nn_act act =
+        io->act == NN_ACT_RELU || io->act == NN_ACT_LEAKY || prelu ? io->act : NN_ACT_NONE;
+    const int post = io->act == NN_ACT_SIGMOID || io->scale != 1.0f || io->res;
+    float slopes[MR];
     conv_im2col16(j, g, p0, np, col);
     /* Weight panel outermost: its K*6 floats stay in L1 while the column
      * panels stream from L2 (measured a few % faster than the reverse). */
@@ -338,11 +384,16 @@ static void conv_item_avx2(conv_job *j, size_t item, float *col)
         for (size_t pb = 0; pb < npan_p; pb++) {
             size_t pix = p0 + pb * NRA, npix = np - pb * NRA < NRA ? np - pb * NRA : NRA;
             float *dst = j->out->data + oc0 * P + pix;
-            nncpu_avx2_gemm6x16(K, a, col + pb * K * NRA, dst, P, rows, (int)npix,
-                                j->bias ? j->bias + oc0 : NULL, act, d->act_alpha);
-            if (sigmoid)
+            if (prelu)
                 for (int r = 0; r < rows; r++)
-                    act_row(dst + (size_t)r * P, npix, d->act, d->act_alpha);
+                    slopes[r] = io->slopes[io->nslopes == 1 ? 0 : oc0 + (size_t)r];
+            else
+                slopes[0] = io->alpha;
+            nncpu_avx2_gemm6x16(K, a, col + pb * K * NRA, dst, P, rows, (int)npix,
+                                j->bias ? j->bias + oc0 : NULL, act, slopes);
+            if (post)
+                for (int r = 0; r < rows; r++)
+                    conv_post(j, dst + (size_t)r * P, npix, oc0 + (size_t)r, pix, 1);
         }
     }
 }
@@ -370,7 +421,9 @@ static void conv_item(conv_job *j, size_t item, float *col)
                 float bias = j->bias ? j->bias[oc] : 0.0f;
                 float *dst = j->out->data + oc * P + pix;
                 for (size_t x = 0; x < npix; x++) dst[x] = tile[r][x] + bias;
-                act_row(dst, npix, d->act, d->act_alpha);
+                if (j->io->act == NN_ACT_RELU || j->io->act == NN_ACT_LEAKY)
+                    act_row(dst, npix, j->io->act, j->io->alpha);
+                conv_post(j, dst, npix, oc, pix, 0);
             }
         }
     }
@@ -395,20 +448,24 @@ static void conv_task(void *user, uint64_t begin, uint64_t end)
     }
 }
 
-int nncpu_conv2d(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const nn_conv_desc *d,
-                 const float *packed, const float *bias, float *scratch, int slots)
+int nncpu_conv2d(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc *d,
+                 const float *packed, float *scratch, int slots)
 {
+    if (nncpu_conv_winograd(d, io->in_c) && nncpu_set_winograd(-1))
+        return nncpu_wino_conv(ctx, io, d, packed + gemm_packed_size(d, io->in_c), scratch,
+                               slots);
     conv_job j;
-    j.in = in;
-    j.out = out;
+    j.io = io;
+    j.out = io->out;
     j.d = d;
     j.packed = packed;
-    j.bias = bias;
+    j.bias = io->bias;
     j.scratch = scratch;
-    j.K = conv_k(d, in->c);
-    j.P = plane(out);
+    j.K = conv_k(d, io->in_c);
+    j.P = plane(io->out);
     j.nc = conv_chunk(j.K, j.P);
-    j.slot_floats = round_up(j.K * j.nc, 16); /* as the planner lays the slots out */
+    /* As the planner lays the slots out. */
+    j.slot_floats = round_up(nncpu_conv_scratch(d, io->in_c, io->out->h, io->out->w), 16);
     j.nchunks = (j.P + j.nc - 1) / j.nc;
     j.nitems = j.nchunks * (size_t)d->groups;
     j.simd = nncpu_simd();
@@ -515,7 +572,7 @@ static void deconv_block(void *user, uint64_t begin, uint64_t end)
 #ifdef NNCPU_HAVE_AVX2
                 if (j->simd)
                     nncpu_avx2_gemm6x16(j->icg, a, b, tile16, NR_MAX, MR, NR_MAX, NULL,
-                                        NN_ACT_NONE, 0.0f);
+                                        NN_ACT_NONE, NULL);
                 else
 #endif
                     micro_kernel((int)j->icg, a, b, tile);

@@ -43,17 +43,37 @@ int nncpu_avx2_usable(void);
 /* out[r][x] = act(sum_k a[k][r] * b[k][x] + bias[r]) for r < rows <= 6,
  * x < cols <= 16. a: one packed weight panel, NNCPU_MR floats per k; b: one
  * packed column panel, 16 floats per k; out: row r at out + r*ldo; bias:
- * `rows` floats or NULL. act may be NONE, RELU or LEAKY (the caller applies
- * sigmoid). Only call when nncpu_simd() is 1. */
+ * `rows` floats or NULL. act may be NONE, RELU, LEAKY (slope alpha[0]) or
+ * PRELU (slope alpha[r] for row r); the caller applies sigmoid. Only call
+ * when nncpu_simd() is 1. */
 void nncpu_avx2_gemm6x16(size_t K, const float *restrict a, const float *restrict b,
                          float *restrict out, size_t ldo, int rows, int cols,
-                         const float *bias, nn_act act, float alpha);
+                         const float *bias, nn_act act, const float *alpha);
 #endif
 
 /* ---- Convolution ---------------------------------------------------------- */
 
+/* Operands of one convolution. The input is given channel by channel so a
+ * convolution can read a concatenation without it being copied; the output
+ * gets a fused epilogue: out = act(conv(in) + bias) * scale + res. */
+typedef struct nncpu_conv_io {
+    const float *const *chan; /* in_c pointers to h*w-float input planes */
+    int in_c, h, w;           /* input shape */
+    nn_tensor *out;           /* c/h/w set by the caller (the planned shape) */
+    const float *bias;        /* out_c floats or NULL */
+    nn_act act;               /* NONE, RELU, LEAKY (alpha), PRELU (slopes), SIGMOID */
+    float alpha;
+    const float *slopes;      /* PReLU: nslopes (1 or out_c) floats */
+    int nslopes;
+    float scale;              /* 1 for none */
+    const float *res;         /* NULL, out_c planes of out h*w (res_full), or out_c scalars */
+    int res_full;
+} nncpu_conv_io;
+
 /* Floats of the packed weights of a conv with `in_c` input channels
- * (0 when the size would overflow; the caller checks weight counts first). */
+ * (0 when the size would overflow; the caller checks weight counts first).
+ * Convolutions the Winograd path takes (nncpu_conv_winograd) also hold
+ * their transformed weights, 64/9 times the plain size. */
 size_t nncpu_conv_packed_size(const nn_conv_desc *d, int in_c);
 /* Repacks PyTorch weights [out_c][in_c/groups][kh][kw] into the GEMM layout
  * used by nncpu_conv2d (`packed` holds nncpu_conv_packed_size() floats). */
@@ -61,11 +81,53 @@ void nncpu_conv_pack(const nn_conv_desc *d, int in_c, const float *weight, float
 /* Scratch floats one worker needs to run the conv for an out_h x out_w
  * output; the caller provides `slots` such areas, back to back. */
 size_t nncpu_conv_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w);
-/* out = act(conv(in) + bias). out->c/h/w are set by the caller (the planned
- * shape). bias may be NULL. scratch: `slots` (>= 1) areas of
- * nncpu_conv_scratch() floats each, 64-byte aligned. */
-int nncpu_conv2d(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, const nn_conv_desc *d,
-                 const float *packed, const float *bias, float *scratch, int slots);
+/* Runs the convolution of io (see nncpu_conv_io). scratch: `slots` (>= 1)
+ * areas of nncpu_conv_scratch() floats each, 64-byte aligned. */
+int nncpu_conv2d(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc *d,
+                 const float *packed, float *scratch, int slots);
+
+/* ---- Winograd F(6x6, 3x3) (cpu_wino.c) ----------------------------------- */
+
+/* 1 when convolutions of this geometry go through Winograd: 3x3, stride 1,
+ * dilation 1, one group, at least 8 input and 8 output channels. Static:
+ * it decides the packed layout. */
+int nncpu_conv_winograd(const nn_conv_desc *d, int in_c);
+/* Test hook: with on = 0 every convolution takes the im2col GEMM path (the
+ * reference) even where Winograd weights exist, with on = 1 the Winograd
+ * path is used where it applies (the default), with on < 0 nothing changes.
+ * Returns the setting before the call. The environment variable
+ * UPRES_WINOGRAD=0 sets 0 at start. Not to be called while a graph runs. */
+int nncpu_set_winograd(int on);
+/* Floats of the transformed weights (0 on overflow). */
+size_t nncpu_wino_packed_size(const nn_conv_desc *d, int in_c);
+/* U = G g G^T for every (oc, ic), in the layout of cpu_wino_impl.h. */
+void nncpu_wino_pack(const nn_conv_desc *d, int in_c, const float *weight, float *U);
+/* Scratch floats of one worker (0 on overflow). */
+size_t nncpu_wino_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w);
+/* The convolution of io with transformed weights U. */
+int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc *d,
+                    const float *U, float *scratch, int slots);
+
+/* One Winograd job, shared by the portable and AVX2 block kernels. */
+typedef struct nncpu_wino_job {
+    const float *const *chan; /* in_c input planes of H x W */
+    int in_c, H, W, pad_t, pad_l;
+    float *out;               /* out_c planes of OH x OW */
+    int out_c, ocp, OH, OW;   /* ocp: out_c rounded up to 4 */
+    const float *U;
+    const float *bias, *slopes, *res;
+    int nslopes, res_full;
+    nn_act act;
+    float alpha, scale;
+    int tiles_x;              /* tiles per row; tile t is row t / tiles_x */
+} nncpu_wino_job;
+
+/* Runs tiles [t0, t0+nt) of jb; scratch: 64*nt3*(in_c + ocp) floats with
+ * nt3 = nt rounded up to 3. */
+void nncpu_wino_block_gen(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);
+#ifdef NNCPU_HAVE_AVX2
+void nncpu_wino_block_avx2(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);
+#endif
 
 /* Floats of the packed transposed-conv weights (0 on overflow). */
 size_t nncpu_deconv_packed_size(const nn_conv_desc *d, int in_c);

@@ -1,0 +1,298 @@
+/*
+ * Winograd F(6x6, 3x3) block kernel, written once and compiled twice:
+ * cpu_wino.c includes it for the portable path and cpu_avx2.c inside an
+ * avx2+fma target region. The includer defines
+ *   WINO_NAME(x)      the name of the exported block function
+ *   WINO_FMA(a,b,c)   a*b + c on v8 (the AVX2 build makes it one FMA)
+ *   WINO_TRANSPOSE    optional: an in-register 8x8 transpose of v8 r[8]
+ *   WINO_LOAD6/STORE6 optional: lanes 0..5 of a v8 from / to 6 floats
+ *                     (load6(v8 *v, const float *p), store6(float *p, const v8 *v))
+ * and nothing here touches global state.
+ *
+ * The algorithm (Lavin & Gray 2016; interpolation points 0, +-1, +-2,
+ * +-1/2, infinity): every 6x6 output tile is A^T [(G g G^T) . (B^T d B)] A
+ * for its 8x8 input patch d. The 64 products of one tile are held as eight
+ * 8-lane vectors: vector j, lane i is element [i][j] of the 8x8 transform.
+ * The sum over input channels is then a "tuple GEMM": for each j,
+ * M[j][oc][t] = sum over ic of U[j][oc][ic] * V[j][ic][t], lane by lane,
+ * which needs no broadcasts and keeps 4 x 3 vector accumulators.
+ *
+ * Layouts (floats; see nncpu_wino_job for the names):
+ *   U  [8 j][ocp/4][in_c][4 oc][8 lanes]  weights, transformed once (pack)
+ *   V  [ntp/3][in_c][8 j][3 tiles][8]    one block's transformed input
+ *   M  [ocp/4][ntp][8 j][4 oc][8]         one block's products
+ * so a transform reads or writes the 8 vectors of one tile close together
+ * (a few hundred bytes) rather than at 8 distant addresses.
+ * where ntp is the block's tile count rounded up to 3 (padding tiles are
+ * zero and never stored).
+ */
+#include <math.h>
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+
+#define WLOAD(p) (*(const v8u *)(p))
+#define WSTORE(p, v) (*(v8u *)(p) = (v))
+#define WSPLAT(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
+
+typedef int vi8 __attribute__((vector_size(32)));
+
+/* Lane-wise *v = *v < 0 ? *v * s : *v (C has no vector ?:). Vectors go
+ * by pointer in this file: as arguments GCC notes an ABI change without
+ * AVX, although every call is inlined. */
+static inline __attribute__((always_inline)) void wino_neg_scale(v8 *v, float s)
+{
+    vi8 neg = *v < WSPLAT(0.0f);
+    *v = (v8)(((vi8)(*v * WSPLAT(s)) & neg) | ((vi8)*v & ~neg));
+}
+
+#ifndef WINO_STORE6
+static inline __attribute__((always_inline)) void wino_load6_gen(v8 *v, const float *p)
+{
+    float t[8] = {0};
+    memcpy(t, p, 6 * sizeof(float));
+    *v = WLOAD(t);
+}
+static inline __attribute__((always_inline)) void wino_store6_gen(float *p, const v8 *v)
+{
+    float t[8];
+    WSTORE(t, *v);
+    memcpy(p, t, 6 * sizeof(float));
+}
+#define WINO_LOAD6 wino_load6_gen
+#define WINO_STORE6 wino_store6_gen
+#endif
+
+#ifndef WINO_TRANSPOSE
+static inline __attribute__((always_inline)) void wino_transpose_gen(v8 r[8])
+{
+    float t[8][8];
+    memcpy(t, r, sizeof t);
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 8; k++) r[i][k] = t[k][i];
+}
+#define WINO_TRANSPOSE wino_transpose_gen
+#endif
+
+/* r[0..8) <- B^T r, rows as vectors (see the header for B^T). */
+static inline __attribute__((always_inline)) void wino_bt(v8 r[8])
+{
+    const v8 r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+    const v8 r4 = r[4], r5 = r[5], r6 = r[6], r7 = r[7];
+    const v8 c525 = WSPLAT(5.25f), c425 = WSPLAT(4.25f), c125 = WSPLAT(1.25f);
+    const v8 c25 = WSPLAT(2.5f), c05 = WSPLAT(0.5f), c025 = WSPLAT(0.25f);
+    const v8 c2 = WSPLAT(2.0f), c4 = WSPLAT(4.0f);
+    v8 a = WINO_FMA(r4 - r2, c525, r0 - r6);
+    v8 h = WINO_FMA(r3 - r5, c525, r7 - r1);
+    v8 t12a = WINO_FMA(r4, -c425, r2 + r6), t12b = WINO_FMA(r3, -c425, r1 + r5);
+    v8 t34a = WINO_FMA(r4, -c125, WINO_FMA(r2, c025, r6));
+    v8 t34b = WINO_FMA(r5, c2, WINO_FMA(r3, -c25, r1 * c05));
+    v8 t56a = WINO_FMA(WINO_FMA(r4, -c125, r2), c4, r6);
+    v8 t56b = WINO_FMA(r5, c05, WINO_FMA(r3, -c25, r1 * c2));
+    r[0] = a;
+    r[1] = t12a + t12b;
+    r[2] = t12a - t12b;
+    r[3] = t34a + t34b;
+    r[4] = t34a - t34b;
+    r[5] = t56a + t56b;
+    r[6] = t56a - t56b;
+    r[7] = h;
+}
+
+/* r[0..6) <- A^T r (6 of 8 rows come out). */
+static inline __attribute__((always_inline)) void wino_at(v8 r[8])
+{
+    const v8 m0 = r[0], m7 = r[7];
+    const v8 a024 = r[1] + r[2], a135 = r[1] - r[2];
+    const v8 b024 = r[3] + r[4], b135 = r[3] - r[4];
+    const v8 c024 = r[5] + r[6], c135 = r[5] - r[6];
+    r[0] = m0 + a024 + b024 + c024;
+    r[1] = WINO_FMA(c135, WSPLAT(0.5f), WINO_FMA(b135, WSPLAT(2.0f), a135));
+    r[2] = WINO_FMA(c024, WSPLAT(0.25f), WINO_FMA(b024, WSPLAT(4.0f), a024));
+    r[3] = WINO_FMA(c135, WSPLAT(0.125f), WINO_FMA(b135, WSPLAT(8.0f), a135));
+    r[4] = WINO_FMA(c024, WSPLAT(0.0625f), WINO_FMA(b024, WSPLAT(16.0f), a024));
+    r[5] = WINO_FMA(c135, WSPLAT(0.03125f), WINO_FMA(b135, WSPLAT(32.0f), a135)) + m7;
+    r[6] = r[7] = WSPLAT(0.0f);
+}
+
+/* Transforms the input patches of tiles [t0, t0+nt) of the block into V
+ * (ntp slots per channel; the padding slots get zeros). */
+static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, float *restrict V)
+{
+    const int H = jb->H, W = jb->W;
+    const size_t jstride = 24;
+    for (int ic = 0; ic < jb->in_c; ic++) {
+        const float *src = jb->chan[ic];
+        for (int k = 0; k < ntp; k++) {
+            /* Tile k's slot: panel k/3, channel ic, place k%3. */
+            float *vc = V + ((size_t)(k / 3) * (size_t)jb->in_c + (size_t)ic) * 192 + (k % 3) * 8;
+            v8 r[8];
+            if (k >= nt) {
+                for (int j = 0; j < 8; j++) WSTORE(vc + j * jstride, WSPLAT(0.0f));
+                continue;
+            }
+            size_t t = t0 + (size_t)k;
+            int y0 = (int)(t / (size_t)jb->tiles_x) * 6 - jb->pad_t;
+            int x0 = (int)(t % (size_t)jb->tiles_x) * 6 - jb->pad_l;
+            if (y0 >= 0 && x0 >= 0 && y0 + 8 <= H && x0 + 8 <= W) {
+                const float *p = src + (size_t)y0 * (size_t)W + (size_t)x0;
+                #pragma GCC unroll 8
+                for (int y = 0; y < 8; y++) r[y] = WLOAD(p + (size_t)y * (size_t)W);
+            } else {
+                /* Border tile: zero padding outside the input; each row
+                 * is one run of input columns [lo, hi) between zeros. */
+                int lo = x0 < 0 ? -x0 : 0, hi = W - x0 < 8 ? W - x0 : 8;
+                #pragma GCC unroll 8
+                for (int y = 0; y < 8; y++) {
+                    float buf[8] = {0};
+                    int iy = y0 + y;
+                    if (iy >= 0 && iy < H && hi > lo)
+                        memcpy(buf + lo, src + (size_t)iy * (size_t)W + (size_t)(x0 + lo),
+                               (size_t)(hi - lo) * sizeof(float));
+                    r[y] = WLOAD(buf);
+                }
+            }
+            wino_bt(r);
+            WINO_TRANSPOSE(r);
+            wino_bt(r);
+            #pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) WSTORE(vc + j * jstride, r[j]);
+        }
+    }
+}
+
+/* M = U . V summed over input channels, for every j (see the header). */
+static void wino_gemm(const nncpu_wino_job *jb, int ntp, const float *restrict V,
+                      float *restrict M)
+{
+    const size_t in_c = (size_t)jb->in_c, ocp = (size_t)jb->ocp;
+    for (int j = 0; j < 8; j++) {
+        const float *Uj = jb->U + (size_t)j * ocp * in_c * 8;
+        for (size_t ob = 0; ob < ocp / 4; ob++) {
+            const float *u = Uj + ob * in_c * 32;
+            for (int t = 0; t < ntp; t += 3) {
+                const float *v = V + (size_t)(t / 3) * in_c * 192 + (size_t)j * 24;
+                v8 c00 = WSPLAT(0.0f), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+                v8 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+                for (size_t ic = 0; ic < in_c; ic++) {
+                    const float *vi = v + ic * 192, *ui = u + ic * 32;
+                    const v8 v0 = WLOAD(vi), v1 = WLOAD(vi + 8), v2 = WLOAD(vi + 16);
+                    v8 w = WLOAD(ui);
+                    c00 = WINO_FMA(w, v0, c00);
+                    c01 = WINO_FMA(w, v1, c01);
+                    c02 = WINO_FMA(w, v2, c02);
+                    w = WLOAD(ui + 8);
+                    c10 = WINO_FMA(w, v0, c10);
+                    c11 = WINO_FMA(w, v1, c11);
+                    c12 = WINO_FMA(w, v2, c12);
+                    w = WLOAD(ui + 16);
+                    c20 = WINO_FMA(w, v0, c20);
+                    c21 = WINO_FMA(w, v1, c21);
+                    c22 = WINO_FMA(w, v2, c22);
+                    w = WLOAD(ui + 24);
+                    c30 = WINO_FMA(w, v0, c30);
+                    c31 = WINO_FMA(w, v1, c31);
+                    c32 = WINO_FMA(w, v2, c32);
+                }
+                /* M[ob][t + c][j][r] */
+                float *m = M + ((ob * (size_t)ntp + (size_t)t) * 8 + (size_t)j) * 32;
+                WSTORE(m, c00);
+                WSTORE(m + 8, c10);
+                WSTORE(m + 16, c20);
+                WSTORE(m + 24, c30);
+                m += 256;
+                WSTORE(m, c01);
+                WSTORE(m + 8, c11);
+                WSTORE(m + 16, c21);
+                WSTORE(m + 24, c31);
+                m += 256;
+                WSTORE(m, c02);
+                WSTORE(m + 8, c12);
+                WSTORE(m + 16, c22);
+                WSTORE(m + 24, c32);
+            }
+        }
+    }
+}
+
+/* Bias, activation, scale and residual on one output row of up to 8
+ * values (n <= 6 valid), then stores n floats at dst. res: the residual row
+ * (n floats) or NULL; without it a per-channel residual jb->res[oc], if
+ * any, is added. A full row (n = 6) goes through fixed-size copies, which
+ * compile to plain vector moves. */
+static inline __attribute__((always_inline)) void
+wino_finish_row(const v8 *row, const nncpu_wino_job *jb, int oc, float *dst, const float *res,
+                int n)
+{
+    v8 v = *row + WSPLAT(jb->bias ? jb->bias[oc] : 0.0f);
+    switch (jb->act) {
+    case NN_ACT_RELU: wino_neg_scale(&v, 0.0f); break;
+    case NN_ACT_LEAKY: wino_neg_scale(&v, jb->alpha); break;
+    case NN_ACT_PRELU: wino_neg_scale(&v, jb->slopes[jb->nslopes == 1 ? 0 : oc]); break;
+    case NN_ACT_SIGMOID:
+        for (int i = 0; i < 8; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
+        break;
+    default: break;
+    }
+    if (jb->scale != 1.0f) v = v * WSPLAT(jb->scale);
+    if (n == 6) {
+        if (res) {
+            v8 r6;
+            WINO_LOAD6(&r6, res);
+            v = v + r6;
+        } else if (jb->res) {
+            v = v + WSPLAT(jb->res[oc]);
+        }
+        WINO_STORE6(dst, &v);
+        return;
+    }
+    float tmp[8];
+    WSTORE(tmp, v);
+    if (res)
+        for (int i = 0; i < n; i++) tmp[i] += res[i];
+    else if (jb->res)
+        for (int i = 0; i < n; i++) tmp[i] += jb->res[oc];
+    for (int i = 0; i < n; i++) dst[i] = tmp[i];
+}
+
+/* Output transform and the fused epilogue of tiles [t0, t0+nt). */
+static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
+                        const float *restrict M)
+{
+    const size_t OW = (size_t)jb->OW, plane = (size_t)jb->OH * OW;
+    for (int ob = 0; ob < jb->ocp / 4; ob++)
+        for (int k = 0; k < nt; k++) {
+            size_t t = t0 + (size_t)k;
+            int y0 = (int)(t / (size_t)jb->tiles_x) * 6, x0 = (int)(t % (size_t)jb->tiles_x) * 6;
+            int rows = jb->OH - y0 < 6 ? jb->OH - y0 : 6;
+            int cols = jb->OW - x0 < 6 ? jb->OW - x0 : 6;
+            const float *mt = M + ((size_t)ob * (size_t)ntp + (size_t)k) * 256;
+            for (int q = 0; q < 4; q++) {
+                int oc = ob * 4 + q;
+                if (oc >= jb->out_c) break;
+                v8 r[8];
+                #pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) r[j] = WLOAD(mt + j * 32 + q * 8);
+                wino_at(r);
+                WINO_TRANSPOSE(r);
+                wino_at(r);
+                float *out = jb->out + (size_t)oc * plane;
+                const float *res = jb->res && jb->res_full ? jb->res + (size_t)oc * plane : NULL;
+                for (int y = 0; y < rows; y++) {
+                    size_t at = (size_t)(y0 + y) * OW + (size_t)x0;
+                    wino_finish_row(&r[y], jb, oc, out + at, res ? res + at : NULL, cols);
+                }
+            }
+        }
+}
+
+/* One block: tiles [t0, t0+nt) of the job, with V and M in scratch. */
+void WINO_NAME(nncpu_wino_block)(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch)
+{
+    int ntp = (nt + 2) / 3 * 3;
+    float *V = scratch, *M = scratch + (size_t)64 * (size_t)jb->in_c * (size_t)ntp;
+    wino_input(jb, t0, nt, ntp, V);
+    wino_gemm(jb, ntp, V, M);
+    wino_output(jb, t0, nt, ntp, M);
+}
