@@ -70,7 +70,8 @@ AVX2_FN void nncpu_avx2_gemm6x16(size_t K, const float *restrict a, const float 
                                      {c30, c31}, {c40, c41}, {c50, c51}};
     for (int r = 0; r < rows; r++) {
         const __m256 bv = _mm256_set1_ps(bias ? bias[r] : 0.0f);
-        const __m256 al = _mm256_set1_ps(act == NN_ACT_PRELU ? alpha[r] : alpha[0]);
+        const float slope = act == NN_ACT_PRELU ? alpha[r] : act == NN_ACT_LEAKY ? alpha[0] : 0.0f;
+        const __m256 al = _mm256_set1_ps(slope);
         __m256 v0 = finish(acc[r][0], bv, act, al), v1 = finish(acc[r][1], bv, act, al);
         float *dst = out + (size_t)r * ldo;
         if (cols == NNCPU_NR_AVX2) {
