@@ -375,14 +375,20 @@ static void direct_conv(const nn_conv_desc *d, int deconv, int C, int H, int W, 
     }
 }
 
-/* Runs a one-conv graph on the current kernel set; malloc()ed output or NULL. */
-static float *run_one_conv(const nn_conv_desc *d, int deconv, int C, int H, int W, float *in,
-                           const float *wt, const float *bias, int threads, int *oh, int *ow)
+/* Runs a one-conv graph on the current kernel set; malloc()ed output or NULL.
+ * A conv (not a deconv) may be followed, for the graph to fuse, by PReLU
+ * with `slopes` (out_c of them) when non-NULL and by y*scale + x when
+ * `residual` (needs out_c == C). */
+static float *run_conv_graph(const nn_conv_desc *d, int deconv, int C, int H, int W, float *in,
+                             const float *wt, const float *bias, const float *slopes,
+                             int residual, float scale, int threads, int *oh, int *ow)
 {
     upres_ctx *ctx = ctx_threads(threads);
     nn_graph *g = nn_graph_new();
     int x = nn_input(g, C);
     int y = deconv ? nn_deconv2d(g, x, d, wt, bias) : nn_conv2d(g, x, d, wt, bias);
+    if (slopes) y = nn_prelu(g, y, slopes, d->out_c);
+    if (residual) y = nn_binary(g, NN_ADD, nn_affine(g, y, scale, 0.0f), x);
     float *out = NULL;
     if (ctx && nn_graph_set_output(g, y) == UPRES_OK &&
         nn_graph_out_size(g, ctx, H, W, oh, ow) == UPRES_OK &&
@@ -397,6 +403,12 @@ static float *run_one_conv(const nn_conv_desc *d, int deconv, int C, int H, int 
     nn_graph_free(g);
     upres_ctx_free(ctx);
     return out;
+}
+
+static float *run_one_conv(const nn_conv_desc *d, int deconv, int C, int H, int W, float *in,
+                           const float *wt, const float *bias, int threads, int *oh, int *ow)
+{
+    return run_conv_graph(d, deconv, C, H, W, in, wt, bias, NULL, 0, 1.0f, threads, oh, ow);
 }
 
 static int rnd(uint32_t *s, int lo, int hi) { return lo + (int)(tu_xorshift32(s) % (uint32_t)(hi - lo + 1)); }
@@ -503,35 +515,14 @@ TEST(nn_simd_random_convs_match)
 }
 
 
-/* Graph with one input of C channels: y = conv(x) with desc d, weights and
- * bias, then (fused by the graph) PReLU with `slopes` when non-NULL, and
- * y*scale + x when `residual` (needs out_c == C). Runs it with `threads` on
- * the current kernel set; malloc()ed output or NULL. */
+/* run_conv_graph for a conv with its epilogue, output size not needed. */
 static float *run_fused_conv(const nn_conv_desc *d, int C, int H, int W, float *in,
                              const float *wt, const float *bias, const float *slopes,
                              int residual, float scale, int threads)
 {
-    upres_ctx *ctx = ctx_threads(threads);
-    nn_graph *g = nn_graph_new();
-    int x = nn_input(g, C);
-    int y = nn_conv2d(g, x, d, wt, bias);
-    if (slopes) y = nn_prelu(g, y, slopes, d->out_c);
-    if (residual) y = nn_binary(g, NN_ADD, nn_affine(g, y, scale, 0.0f), x);
-    float *out = NULL;
     int oh, ow;
-    if (ctx && nn_graph_set_output(g, y) == UPRES_OK &&
-        nn_graph_out_size(g, ctx, H, W, &oh, &ow) == UPRES_OK &&
-        nn_graph_plan(g, ctx, H, W, NULL) == UPRES_OK &&
-        (out = malloc(sizeof(float) * (size_t)d->out_c * (size_t)oh * (size_t)ow))) {
-        nn_tensor ti = {C, H, W, in}, to = {0, 0, 0, out};
-        if (nn_graph_run(g, ctx, &ti, &to) != UPRES_OK) {
-            free(out);
-            out = NULL;
-        }
-    }
-    nn_graph_free(g);
-    upres_ctx_free(ctx);
-    return out;
+    return run_conv_graph(d, 0, C, H, W, in, wt, bias, slopes, residual, scale, threads, &oh,
+                          &ow);
 }
 
 /* The Winograd path against the reference im2col path (and a float64

@@ -7,7 +7,7 @@
  * are linear in the channel counts rather than in their product. The output
  * is cut into 6x6 tiles in raster order and the tiles into blocks; a block
  * is transformed, multiplied and transformed back by one worker in its own
- * scratch (V and M of a few hundred KiB, so they stay in L2), and workers
+ * scratch (V and M of up to 4 MiB: the slices one j reads stay in L2), and workers
  * pull blocks from a shared counter. Every output element is written by
  * exactly one block, with the same arithmetic whichever worker runs it, so
  * results do not depend on the thread count.
@@ -22,7 +22,7 @@
 #define WINO_FMA(a, b, c) ((a) * (b) + (c))
 #include "nn/cpu/cpu_wino_impl.h"
 
-/* Target floats of one block's V + M. */
+/* Target floats of one block's V + M (the per-j slices, 1/8 of it, fit L2). */
 #define WINO_BLOCK_FLOATS (1024u * 1024u)
 #define WINO_MAX_NT 126
 
