@@ -722,6 +722,105 @@ TEST(nn_fusion_matches_direct)
     free(cf);
 }
 
+/* One RRDBNet dense block (C features, G growth, 5 convs, leaky ReLU, x*0.2
+ * + input), built as the RRDBNet loader builds it; with `interloper` a
+ * conv of the first conv's output runs between the second and third convs
+ * and adds to the output, so the third conv cannot share the second's
+ * transforms (it starts a new chain). */
+static float *run_dense_block(int C, int G, int H, int W, const float *in, float *const wts[5],
+                              const float *bias, int interloper, const float *wx, int threads,
+                              int *shared)
+{
+    nn_graph *g = nn_graph_new();
+    int x = nn_input(g, C), xs[5] = {x}, n = 1, extra = -1, y = -1;
+    nn_conv_desc d = nn_conv_desc_defaults();
+    d.kh = d.kw = 3;
+    d.pad_t = d.pad_l = d.pad_b = d.pad_r = 1;
+    for (int k = 0; k < 5; k++) {
+        d.out_c = k < 4 ? G : C;
+        int src = n == 1 ? x : nn_concat(g, n, xs);
+        y = nn_conv2d(g, src, &d, wts[k], bias);
+        if (k < 4) xs[n++] = nn_leaky_relu(g, y, 0.2f);
+        if (k == 1 && interloper) {
+            nn_conv_desc dx = d;
+            dx.out_c = C;
+            /* Read twice, so it is not fused into the final add (which
+             * would move it after the block). */
+            extra = nn_conv2d(g, xs[1], &dx, wx, NULL);
+            extra = nn_binary(g, NN_ADD, extra, extra);
+        }
+    }
+    y = nn_binary(g, NN_ADD, nn_affine(g, y, 0.2f, 0.0f), x);
+    if (extra >= 0) y = nn_binary(g, NN_ADD, y, extra);
+    float *out = malloc(sizeof(float) * (size_t)C * H * W);
+    upres_ctx *ctx = ctx_threads(threads);
+    int st = nn_graph_set_output(g, y);
+    if (!st) st = nn_graph_plan(g, ctx, H, W, NULL);
+    nn_tensor ti = {C, H, W, (float *)in}, to = {0, 0, 0, out};
+    if (!st && out) st = nn_graph_run(g, ctx, &ti, &to);
+    *shared = nn_graph_wino_shared(g);
+    upres_ctx_free(ctx);
+    nn_graph_free(g);
+    if (st) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The convs of a dense block share one Winograd cache: each transforms only
+ * the channels the previous one did not read. RRDBNet's sizes (64
+ * features, growth 32), so the convs split the 140 tiles into blocks of
+ * different sizes (72 and 36 tiles) that all address the one cache. Against
+ * the im2col reference, with 1 and 3 threads bit-identical, and with a conv
+ * of another input in between (it closes the chain). */
+TEST(nn_winograd_shared_input)
+{
+    const int C = 64, G = 32, H = 60, W = 80;
+    const size_t P = (size_t)H * W, n = (size_t)C * P;
+    float *in = malloc(sizeof(float) * n), *bias = malloc(sizeof(float) * C);
+    float *wx = malloc(sizeof(float) * C * C * 9), *wts[5];
+    CHECK(in && bias && wx);
+    fill(in, n, 31, 1.0f);
+    fill(bias, C, 32, 0.1f);
+    fill(wx, (size_t)C * C * 9, 33, 0.04f);
+    for (int k = 0; k < 5; k++) {
+        size_t nw = (size_t)(k < 4 ? G : C) * (size_t)(C + k * G) * 9;
+        wts[k] = malloc(sizeof(float) * nw);
+        CHECK(wts[k]);
+        fill(wts[k], nw, 40 + (uint32_t)k, 0.04f);
+    }
+    for (int interloper = 0; interloper < 2; interloper++) {
+        int sh_ref, sh1, sh3;
+        nncpu_set_winograd(0);
+        float *ref = run_dense_block(C, G, H, W, in, wts, bias, interloper, wx, 2, &sh_ref);
+        nncpu_set_winograd(1);
+        float *one = run_dense_block(C, G, H, W, in, wts, bias, interloper, wx, 1, &sh1);
+        float *three = run_dense_block(C, G, H, W, in, wts, bias, interloper, wx, 3, &sh3);
+        CHECK(ref && one && three);
+        /* Chains: convs 2-5 reuse; with the interloper, convs 2 and 4-5. */
+        CHECK_EQ(sh1, interloper ? 3 : 4);
+        CHECK_EQ(sh3, sh1);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double e = fabs((double)one[i] - ref[i]) / (1.0 + fabs((double)ref[i]));
+            if (e > worst) worst = e;
+        }
+        printf("    dense block%s: winograd vs reference, max error %.3g\n",
+               interloper ? " with a conv in between" : "", worst);
+        CHECKF(worst <= WTOL, "max relative error %g", worst);
+        CHECK(memcmp(one, three, n * sizeof(float)) == 0);
+        free(ref);
+        free(one);
+        free(three);
+    }
+    nncpu_set_winograd(1);
+    for (int k = 0; k < 5; k++) free(wts[k]);
+    free(in);
+    free(bias);
+    free(wx);
+}
+
 /* ---- Single-input ops --------------------------------------------------- */
 
 typedef struct interp_case {

@@ -71,6 +71,8 @@ typedef struct nn_node {
     int *xs;   /* concat inputs, or a fused conv's concatenated input (owned), nxs of them */
     int nxs;
     int in_c;             /* conv: input channels */
+    int wc_done;          /* conv: Winograd cache channels already transformed (-1: no cache) */
+    int wc_stride;        /* conv: channel capacity of its chain's cache */
     int absorbed;         /* fused into a later node: its value no longer exists */
     float post_scale;     /* conv: fused scale before the residual `b` (1: none) */
     const float **chan;   /* conv: in_c input plane pointers, filled per run (owned) */
@@ -103,6 +105,7 @@ struct nn_graph {
     int planned, plan_h, plan_w;
     float *arena;
     float *scratch;
+    float *wcache; /* Winograd input cache of the conv chains (one open at a time) */
     int slots; /* conv scratch areas */
     size_t plan_bytes;
 };
@@ -144,7 +147,8 @@ static void plan_free(nn_graph *g)
 {
     free(g->arena);
     free(g->scratch);
-    g->arena = g->scratch = NULL;
+    free(g->wcache);
+    g->arena = g->scratch = g->wcache = NULL;
     g->planned = 0;
     g->plan_bytes = 0;
 }
@@ -544,6 +548,15 @@ int nn_graph_out_channels(const nn_graph *g)
 
 uint64_t nn_graph_params(const nn_graph *g) { return g ? g->params : 0; }
 
+int nn_graph_wino_shared(const nn_graph *g)
+{
+    int n = 0;
+    if (g)
+        for (int i = 0; i <= g->output; i++)
+            if (g->nodes[i].needed && g->nodes[i].wc_done > 0) n++;
+    return n;
+}
+
 int nn_graph_global_pools(const nn_graph *g)
 {
     int k = 0;
@@ -730,6 +743,66 @@ static void mark_needed(nn_graph *g)
     }
 }
 
+/* The input values of conv n: the concat it absorbed, or its a. */
+static int conv_parts(const nn_node *n, const int **parts)
+{
+    if (n->nxs) {
+        *parts = n->xs;
+        return n->nxs;
+    }
+    *parts = &n->a;
+    return 1;
+}
+
+/* 1 when conv n reads all of conv p's input first, padded the same way, so
+ * the Winograd transforms of p's input are the first of n's. */
+static int conv_extends(const nn_node *p, const nn_node *n)
+{
+    const int *pp, *np;
+    int pn = conv_parts(p, &pp), nn = conv_parts(n, &np);
+    if (nn < pn || p->cd.pad_t != n->cd.pad_t || p->cd.pad_l != n->cd.pad_l ||
+        p->cd.pad_b != n->cd.pad_b || p->cd.pad_r != n->cd.pad_r)
+        return 0;
+    for (int k = 0; k < pn; k++)
+        if (pp[k] != np[k]) return 0;
+    return 1;
+}
+
+/* Links the needed Winograd convolutions into chains that share their
+ * transformed input (nncpu_conv_io.wcache): a conv joins the chain of the
+ * Winograd conv run just before it when it extends that conv's input
+ * (conv_extends), as in RRDBNet's dense blocks, where the five convs
+ * would otherwise transform the block's input five times. Any other
+ * Winograd conv closes the chain, so one cache serves every chain. The
+ * chain's inputs stay alive (its last conv reads them all), so what the
+ * cache holds stays valid. Depends on the structure alone. */
+static void chain_wino(nn_graph *g)
+{
+    int prev = -1, first = -1;
+    for (int i = 0; i <= g->output; i++) {
+        nn_node *n = &g->nodes[i];
+        n->wc_done = -1;
+        n->wc_stride = 0;
+        if (!n->needed || n->op != OP_CONV || !nncpu_conv_winograd(&n->cd, n->in_c)) continue;
+        if (prev >= 0 && conv_extends(&g->nodes[prev], n)) {
+            g->nodes[first].wc_done = 0;
+            n->wc_done = g->nodes[prev].in_c;
+        } else {
+            first = i;
+        }
+        prev = i;
+    }
+    /* Backwards: each chain's capacity is its last conv's input. */
+    int stride = 0;
+    for (int i = g->output; i >= 0; i--) {
+        nn_node *n = &g->nodes[i];
+        if (n->wc_done < 0) continue;
+        if (stride == 0) stride = n->in_c;
+        n->wc_stride = stride;
+        if (n->wc_done == 0) stride = 0;
+    }
+}
+
 /* Infers h, w of every needed node for an in_h x in_w input. */
 static int infer(nn_graph *g, upres_ctx *ctx, int in_h, int in_w)
 {
@@ -746,6 +819,7 @@ static int infer(nn_graph *g, upres_ctx *ctx, int in_h, int in_w)
     if (!g->fused && fuse(g))
         return upres__fail(ctx, UPRES_ERR_NOMEM, "nn: out of memory preparing the graph");
     mark_needed(g);
+    chain_wino(g);
     for (int i = 0; i <= g->output; i++) {
         nn_node *n = &g->nodes[i];
         if (!n->needed) continue;
@@ -1004,9 +1078,17 @@ static int plan_common(nn_graph *g, upres_ctx *ctx, int in_h, int in_w, size_t *
     if (st) return st;
     int slots = ctx ? upres_ctx_threads(ctx) : 1;
     if (slots < 1) slots = 1;
-    size_t af = 0, sf = 0, total;
+    size_t af = 0, sf = 0, wf = 0, total;
     if ((st = place(g, ctx, slots, alloc, &af, &sf))) return st;
-    if (!upres__add_size(af, sf, &total) || !upres__mul_size(total, sizeof(float), &total))
+    for (int i = 0; i <= g->output; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (!n->needed || n->wc_done < 0) continue;
+        size_t f = nncpu_wino_cache_floats(n->wc_stride, n->h, n->w);
+        if (f == 0) return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation memory overflows");
+        if (f > wf) wf = f;
+    }
+    if (!upres__add_size(af, sf, &total) || !upres__add_size(total, wf, &total) ||
+        !upres__mul_size(total, sizeof(float), &total))
         return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation memory overflows");
     uint64_t limit = upres__limits(ctx)->max_memory_bytes;
     if ((uint64_t)total > limit)
@@ -1017,10 +1099,11 @@ static int plan_common(nn_graph *g, upres_ctx *ctx, int in_h, int in_w, size_t *
     if (bytes) *bytes = total;
     if (!alloc) return UPRES_OK;
     /* 64-byte aligned: aligned_alloc wants a multiple of the alignment. */
-    size_t abytes = af * sizeof(float), sbytes = sf * sizeof(float);
+    size_t abytes = af * sizeof(float), sbytes = sf * sizeof(float), wbytes = wf * sizeof(float);
     g->arena = abytes ? aligned_alloc(64, abytes) : NULL;
     g->scratch = sbytes ? aligned_alloc(64, (sbytes + 63) / 64 * 64) : NULL;
-    if ((abytes && !g->arena) || (sbytes && !g->scratch)) {
+    g->wcache = wbytes ? aligned_alloc(64, (wbytes + 63) / 64 * 64) : NULL;
+    if ((abytes && !g->arena) || (sbytes && !g->scratch) || (wbytes && !g->wcache)) {
         plan_free(g);
         return upres__fail(ctx, UPRES_ERR_NOMEM, "nn: cannot allocate %llu MiB of activations",
                            (unsigned long long)(total >> 20));
@@ -1083,6 +1166,11 @@ static int run_conv(nn_graph *g, nn_node *n, const nn_tensor *in, nn_tensor *out
     io.slopes = n->p0;
     io.nslopes = n->n0;
     io.scale = n->post_scale;
+    if (n->wc_done >= 0) {
+        io.wcache = g->wcache;
+        io.wc_done = n->wc_done;
+        io.wc_stride = n->wc_stride;
+    }
     if (n->b >= 0) {
         nn_tensor r = value_tensor(g, n->b, in, out);
         io.res = r.data;

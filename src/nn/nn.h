@@ -184,4 +184,9 @@ uint64_t nn_graph_params(const nn_graph *g);
  * at once, so running it on tiles cannot reproduce the whole-image result. */
 int nn_graph_global_pools(const nn_graph *g);
 
+/* Number of convolutions that, in the last plan, read part of their input
+ * from the Winograd transforms of an earlier convolution in their chain
+ * (see nncpu_conv_io.wcache) rather than transforming it again. */
+int nn_graph_wino_shared(const nn_graph *g);
+
 #endif

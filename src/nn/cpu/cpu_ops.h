@@ -68,6 +68,13 @@ typedef struct nncpu_conv_io {
     float scale;              /* 1 for none */
     const float *res;         /* NULL, out_c planes of out h*w (res_full), or out_c scalars */
     int res_full;
+    /* Winograd input cache shared by a chain of convolutions whose inputs
+     * extend one another (NULL: none; ignored off the Winograd path).
+     * Holds transformed input channels [0, wc_done) already; this
+     * convolution adds [wc_done, in_c). wc_stride: the cache's channel
+     * capacity (>= in_c); size nncpu_wino_cache_floats(). */
+    float *wcache;
+    int wc_done, wc_stride;
 } nncpu_conv_io;
 
 /* Floats of the packed weights of a conv with `in_c` input channels
@@ -104,6 +111,9 @@ size_t nncpu_wino_packed_size(const nn_conv_desc *d, int in_c);
 void nncpu_wino_pack(const nn_conv_desc *d, int in_c, const float *weight, float *U);
 /* Scratch floats of one worker (0 on overflow). */
 size_t nncpu_wino_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w);
+/* Floats of a Winograd input cache (nncpu_conv_io.wcache) of `channels`
+ * channels for an out_h x out_w output (0 on overflow). */
+size_t nncpu_wino_cache_floats(int channels, int out_h, int out_w);
 /* The convolution of io with transformed weights U. */
 int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc *d,
                     const float *U, float *scratch, int slots);
@@ -120,10 +130,12 @@ typedef struct nncpu_wino_job {
     nn_act act;
     float alpha, scale;
     int tiles_x;              /* tiles per row; tile t is row t / tiles_x */
+    float *vc;                /* the input cache or NULL (nncpu_conv_io.wcache) */
+    int vc_done, vc_stride;   /* channels already in vc; vc's channel capacity */
 } nncpu_wino_job;
 
-/* Runs tiles [t0, t0+nt) of jb; scratch: 64*nt3*(in_c + ocp) floats with
- * nt3 = nt rounded up to 3. */
+/* Runs tiles [t0, t0+nt) of jb (t0 a multiple of 3); scratch:
+ * 64*nt3*(in_c + ocp) floats with nt3 = nt rounded up to 3. */
 void nncpu_wino_block_gen(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);
 #ifdef NNCPU_HAVE_AVX2
 void nncpu_wino_block_avx2(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);

@@ -15,6 +15,7 @@
 #include "nn/cpu/cpu_ops.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,18 @@ size_t nncpu_wino_scratch(const nn_conv_desc *d, int in_c, int out_h, int out_w)
     return n;
 }
 
+size_t nncpu_wino_cache_floats(int channels, int out_h, int out_w)
+{
+    /* Whole triples of tiles, as the blocks index them. */
+    size_t n;
+    if (channels < 0 || out_h < 0 || out_w < 0 ||
+        !upres__mul_size(tiles_of(out_h), tiles_of(out_w), &n) || n > SIZE_MAX - 2)
+        return 0;
+    n = (n + 2) / 3 * 3;
+    if (!upres__mul_size(n, (size_t)channels, &n) || !upres__mul_size(n, 64, &n)) return 0;
+    return n;
+}
+
 typedef struct wino_run {
     nncpu_wino_job jb;
     size_t tiles, nblocks;
@@ -176,6 +189,11 @@ int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc 
     jb->alpha = io->alpha;
     jb->scale = io->scale;
     jb->tiles_x = (int)tiles_of(jb->OW);
+    if (io->wcache) {
+        jb->vc = io->wcache;
+        jb->vc_done = io->wc_done;
+        jb->vc_stride = io->wc_stride;
+    }
     w.tiles = tiles_of(jb->OH) * (size_t)jb->tiles_x;
     int threads = ctx ? upres_ctx_threads(ctx) : 1;
     if (threads > slots) threads = slots;

@@ -19,12 +19,16 @@
  *
  * Layouts (floats; see nncpu_wino_job for the names):
  *   U  [8 j][ocp/4][in_c][4 oc][8 lanes]  weights, transformed once (pack)
- *   V  [ntp/3][in_c][8 j][3 tiles][8]    one block's transformed input
+ *   V  [ntp/3][cs][8 j][3 tiles][8]      one block's transformed input
  *   M  [ocp/4][ntp][8 j][4 oc][8]         one block's products
  * so a transform reads or writes the 8 vectors of one tile close together
- * (a few hundred bytes) rather than at 8 distant addresses.
- * where ntp is the block's tile count rounded up to 3 (padding tiles are
- * zero and never stored).
+ * (a few hundred bytes) rather than at 8 distant addresses; ntp is the
+ * block's tile count rounded up to 3 (padding tiles are zero and never
+ * stored). V is the block's scratch (cs = in_c) or, for a chain of
+ * convolutions whose inputs extend one another (RRDBNet's dense blocks),
+ * the block's triples of a whole-image cache with room for cs = vc_stride
+ * channels: each convolution transforms only the channels the previous one
+ * did not read, and its GEMM reads the rest where they were left.
  */
 #include <math.h>
 #include <string.h>
@@ -116,17 +120,19 @@ static inline __attribute__((always_inline)) void wino_at(v8 r[8])
     r[6] = r[7] = WSPLAT(0.0f);
 }
 
-/* Transforms the input patches of tiles [t0, t0+nt) of the block into V
- * (ntp slots per channel; the padding slots get zeros). */
-static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, float *restrict V)
+/* Transforms channels [c0, in_c) of the input patches of tiles [t0, t0+nt)
+ * of the block into V with cs channels per triple (ntp slots per channel;
+ * the padding slots get zeros). */
+static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int c0, size_t cs,
+                       float *restrict V)
 {
     const int H = jb->H, W = jb->W;
     const size_t jstride = 24;
-    for (int ic = 0; ic < jb->in_c; ic++) {
+    for (int ic = c0; ic < jb->in_c; ic++) {
         const float *src = jb->chan[ic];
         for (int k = 0; k < ntp; k++) {
             /* Tile k's slot: panel k/3, channel ic, place k%3. */
-            float *vc = V + ((size_t)(k / 3) * (size_t)jb->in_c + (size_t)ic) * 192 + (k % 3) * 8;
+            float *vc = V + ((size_t)(k / 3) * cs + (size_t)ic) * 192 + (k % 3) * 8;
             v8 r[8];
             if (k >= nt) {
                 for (int j = 0; j < 8; j++) WSTORE(vc + j * jstride, WSPLAT(0.0f));
@@ -162,55 +168,75 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, flo
     }
 }
 
-/* M = U . V summed over input channels, for every j (see the header). */
-static void wino_gemm(const nncpu_wino_job *jb, int ntp, const float *restrict V,
+/* Input channels per GEMM pass: one pass's U slice (WINO_KC * 128 bytes)
+ * and V slice (WINO_KC * 96) stay in L1 together; over all of RRDBNet's
+ * 192 channels they would not, and every load would come from L2. */
+#ifndef WINO_KC
+#define WINO_KC 64
+#endif
+
+/* M = U . V summed over input channels, for every j (see the header); V
+ * has cs channels per triple. The channels go in passes of WINO_KC, each
+ * continuing the sums the previous one stored in M, in the same order as
+ * one pass would (so the results do not depend on WINO_KC). */
+static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float *restrict V,
                       float *restrict M)
 {
     const size_t in_c = (size_t)jb->in_c, ocp = (size_t)jb->ocp;
     for (int j = 0; j < 8; j++) {
         const float *Uj = jb->U + (size_t)j * ocp * in_c * 8;
-        for (size_t ob = 0; ob < ocp / 4; ob++) {
-            const float *u = Uj + ob * in_c * 32;
-            for (int t = 0; t < ntp; t += 3) {
-                const float *v = V + (size_t)(t / 3) * in_c * 192 + (size_t)j * 24;
-                v8 c00 = WSPLAT(0.0f), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-                v8 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-                for (size_t ic = 0; ic < in_c; ic++) {
-                    const float *vi = v + ic * 192, *ui = u + ic * 32;
-                    const v8 v0 = WLOAD(vi), v1 = WLOAD(vi + 8), v2 = WLOAD(vi + 16);
-                    v8 w = WLOAD(ui);
-                    c00 = WINO_FMA(w, v0, c00);
-                    c01 = WINO_FMA(w, v1, c01);
-                    c02 = WINO_FMA(w, v2, c02);
-                    w = WLOAD(ui + 8);
-                    c10 = WINO_FMA(w, v0, c10);
-                    c11 = WINO_FMA(w, v1, c11);
-                    c12 = WINO_FMA(w, v2, c12);
-                    w = WLOAD(ui + 16);
-                    c20 = WINO_FMA(w, v0, c20);
-                    c21 = WINO_FMA(w, v1, c21);
-                    c22 = WINO_FMA(w, v2, c22);
-                    w = WLOAD(ui + 24);
-                    c30 = WINO_FMA(w, v0, c30);
-                    c31 = WINO_FMA(w, v1, c31);
-                    c32 = WINO_FMA(w, v2, c32);
+        for (size_t k0 = 0; k0 < in_c; k0 += WINO_KC) {
+            const size_t kn = in_c - k0 < WINO_KC ? in_c - k0 : WINO_KC;
+            for (size_t ob = 0; ob < ocp / 4; ob++) {
+                const float *u = Uj + (ob * in_c + k0) * 32;
+                for (int t = 0; t < ntp; t += 3) {
+                    const float *v = V + ((size_t)(t / 3) * cs + k0) * 192 + (size_t)j * 24;
+                    /* M[ob][t + c][j][r] */
+                    float *m = M + ((ob * (size_t)ntp + (size_t)t) * 8 + (size_t)j) * 32;
+                    v8 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
+                    if (k0 == 0) {
+                        c00 = c01 = c02 = c10 = c11 = c12 = WSPLAT(0.0f);
+                        c20 = c21 = c22 = c30 = c31 = c32 = WSPLAT(0.0f);
+                    } else {
+                        c00 = WLOAD(m), c10 = WLOAD(m + 8), c20 = WLOAD(m + 16), c30 = WLOAD(m + 24);
+                        c01 = WLOAD(m + 256), c11 = WLOAD(m + 264);
+                        c21 = WLOAD(m + 272), c31 = WLOAD(m + 280);
+                        c02 = WLOAD(m + 512), c12 = WLOAD(m + 520);
+                        c22 = WLOAD(m + 528), c32 = WLOAD(m + 536);
+                    }
+                    for (size_t ic = 0; ic < kn; ic++) {
+                        const float *vi = v + ic * 192, *ui = u + ic * 32;
+                        const v8 v0 = WLOAD(vi), v1 = WLOAD(vi + 8), v2 = WLOAD(vi + 16);
+                        v8 w = WLOAD(ui);
+                        c00 = WINO_FMA(w, v0, c00);
+                        c01 = WINO_FMA(w, v1, c01);
+                        c02 = WINO_FMA(w, v2, c02);
+                        w = WLOAD(ui + 8);
+                        c10 = WINO_FMA(w, v0, c10);
+                        c11 = WINO_FMA(w, v1, c11);
+                        c12 = WINO_FMA(w, v2, c12);
+                        w = WLOAD(ui + 16);
+                        c20 = WINO_FMA(w, v0, c20);
+                        c21 = WINO_FMA(w, v1, c21);
+                        c22 = WINO_FMA(w, v2, c22);
+                        w = WLOAD(ui + 24);
+                        c30 = WINO_FMA(w, v0, c30);
+                        c31 = WINO_FMA(w, v1, c31);
+                        c32 = WINO_FMA(w, v2, c32);
+                    }
+                    WSTORE(m, c00);
+                    WSTORE(m + 8, c10);
+                    WSTORE(m + 16, c20);
+                    WSTORE(m + 24, c30);
+                    WSTORE(m + 256, c01);
+                    WSTORE(m + 264, c11);
+                    WSTORE(m + 272, c21);
+                    WSTORE(m + 280, c31);
+                    WSTORE(m + 512, c02);
+                    WSTORE(m + 520, c12);
+                    WSTORE(m + 528, c22);
+                    WSTORE(m + 536, c32);
                 }
-                /* M[ob][t + c][j][r] */
-                float *m = M + ((ob * (size_t)ntp + (size_t)t) * 8 + (size_t)j) * 32;
-                WSTORE(m, c00);
-                WSTORE(m + 8, c10);
-                WSTORE(m + 16, c20);
-                WSTORE(m + 24, c30);
-                m += 256;
-                WSTORE(m, c01);
-                WSTORE(m + 8, c11);
-                WSTORE(m + 16, c21);
-                WSTORE(m + 24, c31);
-                m += 256;
-                WSTORE(m, c02);
-                WSTORE(m + 8, c12);
-                WSTORE(m + 16, c22);
-                WSTORE(m + 24, c32);
             }
         }
     }
@@ -292,7 +318,14 @@ void WINO_NAME(nncpu_wino_block)(const nncpu_wino_job *jb, size_t t0, int nt, fl
 {
     int ntp = (nt + 2) / 3 * 3;
     float *V = scratch, *M = scratch + (size_t)64 * (size_t)jb->in_c * (size_t)ntp;
-    wino_input(jb, t0, nt, ntp, V);
-    wino_gemm(jb, ntp, V, M);
+    size_t cs = (size_t)jb->in_c;
+    int c0 = 0;
+    if (jb->vc) {
+        cs = (size_t)jb->vc_stride;
+        c0 = jb->vc_done;
+        V = jb->vc + t0 / 3 * cs * 192;
+    }
+    wino_input(jb, t0, nt, ntp, c0, cs, V);
+    wino_gemm(jb, ntp, cs, V, M);
     wino_output(jb, t0, nt, ntp, M);
 }
