@@ -143,6 +143,22 @@ static inline __attribute__((always_inline)) void wino_store6_avx2(float *p, con
     _mm_storel_pi((__m64 *)(p + 4), _mm256_extractf128_ps((__m256)*v, 1));
 }
 
+/* Lane i = row[x0 + i] inside [0, W), else 0: one load of 8 floats that
+ * lie in the row (W >= 8), moved into place by a lane permutation. */
+static inline __attribute__((always_inline)) void wino_loadedge_avx2(v8 *v, const float *row,
+                                                                     int x0, int W)
+{
+    int b = x0 < 0 ? 0 : x0 > W - 8 ? W - 8 : x0;
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i col = _mm256_add_epi32(iota, _mm256_set1_epi32(x0));
+    __m256i inside = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
+                                         _mm256_cmpgt_epi32(_mm256_set1_epi32(W), col));
+    __m256 x = _mm256_permutevar8x32_ps(_mm256_loadu_ps(row + b),
+                                        _mm256_add_epi32(iota, _mm256_set1_epi32(x0 - b)));
+    *v = (v8)_mm256_and_ps(x, _mm256_castsi256_ps(inside));
+}
+
+#define WINO_LOADEDGE wino_loadedge_avx2
 #define WINO_LOAD6 wino_load6_avx2
 #define WINO_STORE6 wino_store6_avx2
 #define WINO_NAME(x) x##_avx2

@@ -10,7 +10,12 @@
  * scratch (V and M of up to 4 MiB: the slices one j reads stay in L2), and workers
  * pull blocks from a shared counter. Every output element is written by
  * exactly one block, with the same arithmetic whichever worker runs it, so
- * results do not depend on the thread count.
+ * results do not depend on the thread count. A convolution in a chain
+ * (nncpu_conv_io.wcache) keeps V in the chain's whole-image cache instead,
+ * indexed by triples of tiles; blocks always start at a multiple of 3
+ * tiles, so every convolution of the chain finds each tile's transforms in
+ * the same place whatever its own block size. Its scratch still reserves
+ * room for V, unused (at most 4 MiB per worker).
  */
 #include "nn/cpu/cpu_ops.h"
 

@@ -7,6 +7,8 @@
  *   WINO_TRANSPOSE    optional: an in-register 8x8 transpose of v8 r[8]
  *   WINO_LOAD6/STORE6 optional: lanes 0..5 of a v8 from / to 6 floats
  *                     (load6(v8 *v, const float *p), store6(float *p, const v8 *v))
+ *   WINO_LOADEDGE     optional: loadedge(v8 *v, const float *row, int x0, int W),
+ *                     lane i = row[x0 + i] inside [0, W), else 0; W >= 8
  * and nothing here touches global state.
  *
  * The algorithm (Lavin & Gray 2016; interpolation points 0, +-1, +-2,
@@ -66,6 +68,18 @@ static inline __attribute__((always_inline)) void wino_store6_gen(float *p, cons
 }
 #define WINO_LOAD6 wino_load6_gen
 #define WINO_STORE6 wino_store6_gen
+#endif
+
+#ifndef WINO_LOADEDGE
+/* Lane i of *v = row[x0 + i] where 0 <= x0 + i < W, else 0 (W >= 8). */
+static inline __attribute__((always_inline)) void wino_loadedge_gen(v8 *v, const float *row,
+                                                                    int x0, int W)
+{
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = x0 + i >= 0 && x0 + i < W ? row[x0 + i] : 0.0f;
+    *v = WLOAD(t);
+}
+#define WINO_LOADEDGE wino_loadedge_gen
 #endif
 
 #ifndef WINO_TRANSPOSE
@@ -145,6 +159,17 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                 const float *p = src + (size_t)y0 * (size_t)W + (size_t)x0;
                 #pragma GCC unroll 8
                 for (int y = 0; y < 8; y++) r[y] = WLOAD(p + (size_t)y * (size_t)W);
+            } else if (W >= 8) {
+                /* Border tile: zero rows outside the input, and zero
+                 * columns outside it within a row (WINO_LOADEDGE). */
+                #pragma GCC unroll 8
+                for (int y = 0; y < 8; y++) {
+                    int iy = y0 + y;
+                    if (iy >= 0 && iy < H)
+                        WINO_LOADEDGE(&r[y], src + (size_t)iy * (size_t)W, x0, W);
+                    else
+                        r[y] = WSPLAT(0.0f);
+                }
             } else {
                 /* Border tile: zero padding outside the input; each row
                  * is one run of input columns [lo, hi) between zeros. */
@@ -248,11 +273,11 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
  * any, is added. A full row (n = 6) goes through fixed-size copies, which
  * compile to plain vector moves. */
 static inline __attribute__((always_inline)) void
-wino_finish_row(const v8 *row, const nncpu_wino_job *jb, int oc, float *dst, const float *res,
-                int n)
+wino_finish_row(const v8 *row, const nncpu_wino_job *jb, nn_act act, int oc, float *dst,
+                const float *res, int n)
 {
     v8 v = *row + WSPLAT(jb->bias ? jb->bias[oc] : 0.0f);
-    switch (jb->act) {
+    switch (act) {
     case NN_ACT_RELU: wino_neg_scale(&v, 0.0f); break;
     case NN_ACT_LEAKY: wino_neg_scale(&v, jb->alpha); break;
     case NN_ACT_PRELU: wino_neg_scale(&v, jb->slopes[jb->nslopes == 1 ? 0 : oc]); break;
@@ -282,9 +307,11 @@ wino_finish_row(const v8 *row, const nncpu_wino_job *jb, int oc, float *dst, con
     for (int i = 0; i < n; i++) dst[i] = tmp[i];
 }
 
-/* Output transform and the fused epilogue of tiles [t0, t0+nt). */
-static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
-                        const float *restrict M)
+/* Output transform and the fused epilogue of tiles [t0, t0+nt), for
+ * activation `act` (a constant where wino_output inlines it). */
+static inline __attribute__((always_inline)) void
+wino_output_act(const nncpu_wino_job *jb, nn_act act, size_t t0, int nt, int ntp,
+                const float *restrict M)
 {
     const size_t OW = (size_t)jb->OW, plane = (size_t)jb->OH * OW;
     for (int ob = 0; ob < jb->ocp / 4; ob++)
@@ -307,10 +334,23 @@ static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
                 const float *res = jb->res && jb->res_full ? jb->res + (size_t)oc * plane : NULL;
                 for (int y = 0; y < rows; y++) {
                     size_t at = (size_t)(y0 + y) * OW + (size_t)x0;
-                    wino_finish_row(&r[y], jb, oc, out + at, res ? res + at : NULL, cols);
+                    wino_finish_row(&r[y], jb, act, oc, out + at, res ? res + at : NULL, cols);
                 }
             }
         }
+}
+
+/* One copy of the output loop per activation, so no row tests it. */
+static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
+                        const float *restrict M)
+{
+    switch (jb->act) {
+    case NN_ACT_RELU: wino_output_act(jb, NN_ACT_RELU, t0, nt, ntp, M); break;
+    case NN_ACT_LEAKY: wino_output_act(jb, NN_ACT_LEAKY, t0, nt, ntp, M); break;
+    case NN_ACT_PRELU: wino_output_act(jb, NN_ACT_PRELU, t0, nt, ntp, M); break;
+    case NN_ACT_SIGMOID: wino_output_act(jb, NN_ACT_SIGMOID, t0, nt, ntp, M); break;
+    default: wino_output_act(jb, NN_ACT_NONE, t0, nt, ntp, M); break;
+    }
 }
 
 /* One block: tiles [t0, t0+nt) of the job, with V and M in scratch. */
