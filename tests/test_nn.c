@@ -771,7 +771,7 @@ static float *run_dense_block(int C, int G, int H, int W, const float *in, float
 /* The convs of a dense block share one Winograd cache: each transforms only
  * the channels the previous one did not read. RRDBNet's sizes (64
  * features, growth 32), so the convs split the 140 tiles into blocks of
- * different sizes (72 and 36 tiles) that all address the one cache. Against
+ * different sizes (72 and 48 tiles) that all address the one cache. Against
  * the im2col reference, with 1 and 3 threads bit-identical, and with a conv
  * of another input in between (it closes the chain). */
 TEST(nn_winograd_shared_input)

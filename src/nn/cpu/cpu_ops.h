@@ -135,7 +135,8 @@ typedef struct nncpu_wino_job {
 } nncpu_wino_job;
 
 /* Runs tiles [t0, t0+nt) of jb (t0 a multiple of 3); scratch:
- * 64*nt3*(in_c + ocp) floats with nt3 = nt rounded up to 3. */
+ * 64*nt3*(in_c + ocp) floats with nt3 = nt rounded up to 3, or 64*nt3*ocp
+ * with jb->vc. */
 void nncpu_wino_block_gen(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);
 #ifdef NNCPU_HAVE_AVX2
 void nncpu_wino_block_avx2(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);

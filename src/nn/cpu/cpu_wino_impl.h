@@ -364,6 +364,7 @@ void WINO_NAME(nncpu_wino_block)(const nncpu_wino_job *jb, size_t t0, int nt, fl
         cs = (size_t)jb->vc_stride;
         c0 = jb->vc_done;
         V = jb->vc + t0 / 3 * cs * 192;
+        M = scratch;
     }
     wino_input(jb, t0, nt, ntp, c0, cs, V);
     wino_gemm(jb, ntp, cs, V, M);
