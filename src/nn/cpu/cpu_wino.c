@@ -102,8 +102,8 @@ void nncpu_wino_pack(const nn_conv_desc *d, int in_c, const float *weight, float
 
 static size_t tiles_of(int n) { return ((size_t)n + 5) / 6; }
 
-/* Tiles per block for nblocks-way splitting of `tiles` (a multiple of 3
- * unless the block is the whole image). */
+/* Tiles per block (a multiple of 3) for splitting `tiles` over `threads`
+ * workers. */
 static int wino_nt(const nn_conv_desc *d, int in_c, size_t tiles, int threads, int cached)
 {
     size_t per_tile = 64 * ((cached ? 0 : (size_t)in_c) + ocp_of(d));
@@ -116,6 +116,16 @@ static int wino_nt(const nn_conv_desc *d, int in_c, size_t tiles, int threads, i
     if (threads > 1) nb = (nb + (size_t)threads - 1) / (size_t)threads * (size_t)threads;
     nt = (tiles + nb - 1) / nb;
     nt = (nt + 2) / 3 * 3;
+    /* Rounding up to whole triples can drop a block (484 tiles in 16
+     * blocks of 31 become 15 of 33: one worker runs 8, the other 7), so
+     * take the largest multiple of 3, down to half, whose block count
+     * divides again (18 of 27). */
+    if (threads > 1)
+        for (size_t c = nt; c >= 3 && 2 * c >= nt; c -= 3)
+            if ((tiles + c - 1) / c % (size_t)threads == 0) {
+                nt = c;
+                break;
+            }
     return (int)(nt < 3 ? 3 : nt);
 }
 
