@@ -722,35 +722,40 @@ TEST(nn_fusion_matches_direct)
     free(cf);
 }
 
-/* One RRDBNet dense block (C features, G growth, 5 convs, leaky ReLU, x*0.2
- * + input), built as the RRDBNet loader builds it; with `interloper` a
- * conv of the first conv's output runs between the second and third convs
- * and adds to the output, so the third conv cannot share the second's
- * transforms (it starts a new chain). */
+/* Two RRDBNet dense blocks in a row (C features, G growth, 5 convs each,
+ * leaky ReLU, x*0.2 + input; the same weights twice), built as the RRDBNet
+ * loader builds them: two chains whose caches take turns in the arena.
+ * With `interloper` a conv of the first conv's output runs between the
+ * first block's second and third convs and adds to the final output, so
+ * the third conv cannot share the second's transforms (it starts a new
+ * chain) and that conv's output stays alive through the second block. */
 static float *run_dense_block(int C, int G, int H, int W, const float *in, float *const wts[5],
                               const float *bias, int interloper, const float *wx, int threads,
                               int *shared)
 {
     nn_graph *g = nn_graph_new();
-    int x = nn_input(g, C), xs[5] = {x}, n = 1, extra = -1, y = -1;
+    int x = nn_input(g, C), extra = -1, y = -1;
     nn_conv_desc d = nn_conv_desc_defaults();
     d.kh = d.kw = 3;
     d.pad_t = d.pad_l = d.pad_b = d.pad_r = 1;
-    for (int k = 0; k < 5; k++) {
-        d.out_c = k < 4 ? G : C;
-        int src = n == 1 ? x : nn_concat(g, n, xs);
-        y = nn_conv2d(g, src, &d, wts[k], bias);
-        if (k < 4) xs[n++] = nn_leaky_relu(g, y, 0.2f);
-        if (k == 1 && interloper) {
-            nn_conv_desc dx = d;
-            dx.out_c = C;
-            /* Read twice, so it is not fused into the final add (which
-             * would move it after the block). */
-            extra = nn_conv2d(g, xs[1], &dx, wx, NULL);
-            extra = nn_binary(g, NN_ADD, extra, extra);
+    for (int blk = 0; blk < 2; blk++) {
+        int xs[5] = {x}, n = 1;
+        for (int k = 0; k < 5; k++) {
+            d.out_c = k < 4 ? G : C;
+            int src = n == 1 ? x : nn_concat(g, n, xs);
+            y = nn_conv2d(g, src, &d, wts[k], bias);
+            if (k < 4) xs[n++] = nn_leaky_relu(g, y, 0.2f);
+            if (blk == 0 && k == 1 && interloper) {
+                nn_conv_desc dx = d;
+                dx.out_c = C;
+                /* Read twice, so it is not fused into the final add (which
+                 * would move it after the blocks). */
+                extra = nn_conv2d(g, xs[1], &dx, wx, NULL);
+                extra = nn_binary(g, NN_ADD, extra, extra);
+            }
         }
+        x = y = nn_binary(g, NN_ADD, nn_affine(g, y, 0.2f, 0.0f), x);
     }
-    y = nn_binary(g, NN_ADD, nn_affine(g, y, 0.2f, 0.0f), x);
     if (extra >= 0) y = nn_binary(g, NN_ADD, y, extra);
     float *out = malloc(sizeof(float) * (size_t)C * H * W);
     upres_ctx *ctx = ctx_threads(threads);
@@ -798,8 +803,9 @@ TEST(nn_winograd_shared_input)
         float *one = run_dense_block(C, G, H, W, in, wts, bias, interloper, wx, 1, &sh1);
         float *three = run_dense_block(C, G, H, W, in, wts, bias, interloper, wx, 3, &sh3);
         CHECK(ref && one && three);
-        /* Chains: convs 2-5 reuse; with the interloper, convs 2 and 4-5. */
-        CHECK_EQ(sh1, interloper ? 3 : 4);
+        /* Chains: convs 2-5 of each block reuse; with the interloper, the
+         * first block's convs 2 and 4-5. */
+        CHECK_EQ(sh1, interloper ? 7 : 8);
         CHECK_EQ(sh3, sh1);
         double worst = 0;
         for (size_t i = 0; i < n; i++) {

@@ -73,6 +73,8 @@ typedef struct nn_node {
     int in_c;             /* conv: input channels */
     int wc_done;          /* conv: Winograd cache channels already transformed (-1: no cache) */
     int wc_stride;        /* conv: channel capacity of its chain's cache */
+    int wc_last;          /* conv: the last conv of its chain */
+    size_t wc_off;        /* conv: arena offset of its chain's cache, floats (planned) */
     int absorbed;         /* fused into a later node: its value no longer exists */
     float post_scale;     /* conv: fused scale before the residual `b` (1: none) */
     const float **chan;   /* conv: in_c input plane pointers, filled per run (owned) */
@@ -105,7 +107,6 @@ struct nn_graph {
     int planned, plan_h, plan_w;
     float *arena;
     float *scratch;
-    float *wcache; /* Winograd input cache of the conv chains (one open at a time) */
     int slots; /* conv scratch areas */
     size_t plan_bytes;
 };
@@ -147,8 +148,7 @@ static void plan_free(nn_graph *g)
 {
     free(g->arena);
     free(g->scratch);
-    free(g->wcache);
-    g->arena = g->scratch = g->wcache = NULL;
+    g->arena = g->scratch = NULL;
     g->planned = 0;
     g->plan_bytes = 0;
 }
@@ -773,9 +773,10 @@ static int conv_extends(const nn_node *p, const nn_node *n)
  * Winograd conv run just before it when it extends that conv's input
  * (conv_extends), as in RRDBNet's dense blocks, where the five convs
  * would otherwise transform the block's input five times. Any other
- * Winograd conv closes the chain, so one cache serves every chain. The
- * chain's inputs stay alive (its last conv reads them all), so what the
- * cache holds stays valid. Depends on the structure alone. */
+ * Winograd conv closes the chain. The planner gives each chain's cache an
+ * arena range alive from its first conv to its last (wc_last). The
+ * chain's inputs stay alive as long (its last conv reads them all), so
+ * what the cache holds stays valid. Depends on the structure alone. */
 static void chain_wino(nn_graph *g)
 {
     int prev = -1, first = -1;
@@ -793,12 +794,16 @@ static void chain_wino(nn_graph *g)
         prev = i;
     }
     /* Backwards: each chain's capacity is its last conv's input. */
-    int stride = 0;
+    int stride = 0, last = -1;
     for (int i = g->output; i >= 0; i--) {
         nn_node *n = &g->nodes[i];
         if (n->wc_done < 0) continue;
-        if (stride == 0) stride = n->in_c;
+        if (stride == 0) {
+            stride = n->in_c;
+            last = i;
+        }
         n->wc_stride = stride;
+        n->wc_last = last;
         if (n->wc_done == 0) stride = 0;
     }
 }
@@ -972,7 +977,7 @@ int nn_graph_out_size(nn_graph *g, upres_ctx *ctx, int in_h, int in_w, int *out_
 
 typedef struct live_range {
     size_t off, size;
-    int id;
+    int last; /* the range is free after node `last` runs */
 } live_range;
 
 /* Value floats of node n, rounded up to the arena alignment; 0 on overflow. */
@@ -1009,16 +1014,39 @@ static size_t node_scratch(const nn_graph *g, const nn_node *n, int slots, int *
     return s;
 }
 
-/* Places every needed value (for the sizes of the last inference) and
- * returns arena and scratch sizes in floats; with `commit` also records the
- * placement and shapes as the plan (n->off, n->ph, n->pw). */
+/* First fit of a range of `size` floats between the live ranges (sorted
+ * by offset), alive until node `last` has run. Returns its offset and
+ * raises *top to its end, or returns SIZE_MAX when the arena would
+ * overflow. `live` has room for one more range. */
+static size_t live_add(live_range *live, int *nlive, size_t size, int last, size_t *top)
+{
+    size_t off = 0, end;
+    int pos = 0;
+    for (; pos < *nlive; pos++) {
+        if (live[pos].off >= off + size) break;
+        size_t e = live[pos].off + live[pos].size;
+        if (e > off) off = e;
+    }
+    if (!upres__add_size(off, size, &end)) return SIZE_MAX;
+    memmove(&live[pos + 1], &live[pos], (size_t)(*nlive - pos) * sizeof *live);
+    live[pos] = (live_range){off, size, last};
+    (*nlive)++;
+    if (end > *top) *top = end;
+    return off;
+}
+
+/* Places every needed value and every Winograd chain's cache (for the
+ * sizes of the last inference) and returns arena and scratch sizes in
+ * floats; with `commit` also records the placement and shapes as the plan
+ * (n->off, n->wc_off, n->ph, n->pw). */
 static int place(nn_graph *g, upres_ctx *ctx, int slots, int commit, size_t *arena_floats,
                  size_t *scratch_floats)
 {
-    live_range *live = malloc((size_t)(g->output + 1) * sizeof *live);
+    /* Values, plus one chain cache: chains do not overlap in time. */
+    live_range *live = malloc((size_t)(g->output + 2) * sizeof *live);
     if (!live) return upres__fail(ctx, UPRES_ERR_NOMEM, "nn: out of memory planning buffers");
     int nlive = 0;
-    size_t top = 0, scratch = 0;
+    size_t top = 0, scratch = 0, chain_off = 0;
     for (int i = 0; i <= g->output; i++) {
         nn_node *n = &g->nodes[i];
         if (!n->needed) continue;
@@ -1035,28 +1063,29 @@ static int place(nn_graph *g, upres_ctx *ctx, int slots, int commit, size_t *are
             n->ph = n->h;
             n->pw = n->w;
         }
-        if (n->op != OP_INPUT && i != g->output) {
-            /* First fit between the live ranges, which are sorted by offset. */
-            size_t off = 0;
-            int pos = 0;
-            for (; pos < nlive; pos++) {
-                if (live[pos].off >= off + size) break;
-                size_t end = live[pos].off + live[pos].size;
-                if (end > off) off = end;
-            }
-            memmove(&live[pos + 1], &live[pos], (size_t)(nlive - pos) * sizeof *live);
-            live[pos] = (live_range){off, size, i};
-            nlive++;
-            if (commit) n->off = off;
-            if (!upres__add_size(off, size, &s)) {
+        if (n->wc_done == 0) {
+            /* The chain's cache, alive until its last conv has run. */
+            size_t cf = nncpu_wino_cache_floats(n->wc_stride, n->h, n->w);
+            if (cf > SIZE_MAX / 8) cf = 0;
+            cf = (cf + NN_ALIGN_FLOATS - 1) / NN_ALIGN_FLOATS * NN_ALIGN_FLOATS;
+            chain_off = cf ? live_add(live, &nlive, cf, n->wc_last, &top) : SIZE_MAX;
+            if (chain_off == SIZE_MAX) {
                 free(live);
                 return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation arena overflows");
             }
-            if (s > top) top = s;
         }
-        /* Values read for the last time by node i die now. */
+        if (commit && n->wc_done >= 0) n->wc_off = chain_off;
+        if (n->op != OP_INPUT && i != g->output) {
+            size_t off = live_add(live, &nlive, size, n->last, &top);
+            if (off == SIZE_MAX) {
+                free(live);
+                return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation arena overflows");
+            }
+            if (commit) n->off = off;
+        }
+        /* Ranges whose last reader is node i die now. */
         for (int k = 0; k < nlive;) {
-            if (g->nodes[live[k].id].last <= i) {
+            if (live[k].last <= i) {
                 memmove(&live[k], &live[k + 1], (size_t)(nlive - k - 1) * sizeof *live);
                 nlive--;
             } else {
@@ -1078,17 +1107,9 @@ static int plan_common(nn_graph *g, upres_ctx *ctx, int in_h, int in_w, size_t *
     if (st) return st;
     int slots = ctx ? upres_ctx_threads(ctx) : 1;
     if (slots < 1) slots = 1;
-    size_t af = 0, sf = 0, wf = 0, total;
+    size_t af = 0, sf = 0, total;
     if ((st = place(g, ctx, slots, alloc, &af, &sf))) return st;
-    for (int i = 0; i <= g->output; i++) {
-        const nn_node *n = &g->nodes[i];
-        if (!n->needed || n->wc_done < 0) continue;
-        size_t f = nncpu_wino_cache_floats(n->wc_stride, n->h, n->w);
-        if (f == 0) return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation memory overflows");
-        if (f > wf) wf = f;
-    }
-    if (!upres__add_size(af, sf, &total) || !upres__add_size(total, wf, &total) ||
-        !upres__mul_size(total, sizeof(float), &total))
+    if (!upres__add_size(af, sf, &total) || !upres__mul_size(total, sizeof(float), &total))
         return upres__fail(ctx, UPRES_ERR_OVERFLOW, "nn: activation memory overflows");
     uint64_t limit = upres__limits(ctx)->max_memory_bytes;
     if ((uint64_t)total > limit)
@@ -1099,11 +1120,10 @@ static int plan_common(nn_graph *g, upres_ctx *ctx, int in_h, int in_w, size_t *
     if (bytes) *bytes = total;
     if (!alloc) return UPRES_OK;
     /* 64-byte aligned: aligned_alloc wants a multiple of the alignment. */
-    size_t abytes = af * sizeof(float), sbytes = sf * sizeof(float), wbytes = wf * sizeof(float);
+    size_t abytes = af * sizeof(float), sbytes = sf * sizeof(float);
     g->arena = abytes ? aligned_alloc(64, abytes) : NULL;
     g->scratch = sbytes ? aligned_alloc(64, (sbytes + 63) / 64 * 64) : NULL;
-    g->wcache = wbytes ? aligned_alloc(64, (wbytes + 63) / 64 * 64) : NULL;
-    if ((abytes && !g->arena) || (sbytes && !g->scratch) || (wbytes && !g->wcache)) {
+    if ((abytes && !g->arena) || (sbytes && !g->scratch)) {
         plan_free(g);
         return upres__fail(ctx, UPRES_ERR_NOMEM, "nn: cannot allocate %llu MiB of activations",
                            (unsigned long long)(total >> 20));
@@ -1167,7 +1187,7 @@ static int run_conv(nn_graph *g, nn_node *n, const nn_tensor *in, nn_tensor *out
     io.nslopes = n->n0;
     io.scale = n->post_scale;
     if (n->wc_done >= 0) {
-        io.wcache = g->wcache;
+        io.wcache = g->arena + n->wc_off;
         io.wc_done = n->wc_done;
         io.wc_stride = n->wc_stride;
     }
