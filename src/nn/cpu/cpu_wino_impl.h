@@ -159,6 +159,15 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                 const float *p = src + (size_t)y0 * (size_t)W + (size_t)x0;
                 #pragma GCC unroll 8
                 for (int y = 0; y < 8; y++) r[y] = WLOAD(p + (size_t)y * (size_t)W);
+                /* The same patch of the next channel, a whole pass over
+                 * the block's tiles ahead: one channel's rows in a block
+                 * are too few for the hardware prefetcher to learn them
+                 * (general-x4v3: about 4 % faster). */
+                if (ic + 1 < jb->in_c) {
+                    const float *q = jb->chan[ic + 1] + (size_t)y0 * (size_t)W + (size_t)x0;
+                    #pragma GCC unroll 8
+                    for (int y = 0; y < 8; y++) __builtin_prefetch(q + (size_t)y * (size_t)W);
+                }
             } else if (W >= 8) {
                 /* Border tile: zero rows outside the input, and zero
                  * columns outside it within a row (WINO_LOADEDGE). */
