@@ -180,8 +180,9 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                         r[y] = WSPLAT(0.0f);
                 }
             } else {
-                /* Border tile: zero padding outside the input; each row
-                 * is one run of input columns [lo, hi) between zeros. */
+                /* Input narrower than a patch: zero padding outside it;
+                 * each row is one run of input columns [lo, hi) between
+                 * zeros. */
                 int lo = x0 < 0 ? -x0 : 0, hi = W - x0 < 8 ? W - x0 : 8;
                 #pragma GCC unroll 8
                 for (int y = 0; y < 8; y++) {
