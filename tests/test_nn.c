@@ -775,10 +775,11 @@ static float *run_dense_block(int C, int G, int H, int W, const float *in, float
 
 /* The convs of a dense block share one Winograd cache: each transforms only
  * the channels the previous one did not read. RRDBNet's sizes (64
- * features, growth 32), so the convs split the 140 tiles into blocks of
- * different sizes (72 and 48 tiles) that all address the one cache. Against
- * the im2col reference, with 1 and 3 threads bit-identical, and with a conv
- * of another input in between (it closes the chain). */
+ * features, growth 32), so with one thread the convs split the 140 tiles
+ * into blocks of different sizes (72 and 48 tiles) that all address the one
+ * cache. Two blocks in a row against the im2col reference, 1 and 3 threads
+ * bit-identical, and again with a conv of another input in between (it
+ * closes the chain). */
 TEST(nn_winograd_shared_input)
 {
     const int C = 64, G = 32, H = 60, W = 80;
@@ -812,7 +813,7 @@ TEST(nn_winograd_shared_input)
             double e = fabs((double)one[i] - ref[i]) / (1.0 + fabs((double)ref[i]));
             if (e > worst) worst = e;
         }
-        printf("    dense block%s: winograd vs reference, max error %.3g\n",
+        printf("    dense blocks%s: winograd vs reference, max error %.3g\n",
                interloper ? " with a conv in between" : "", worst);
         CHECKF(worst <= WTOL, "max relative error %g", worst);
         CHECK(memcmp(one, three, n * sizeof(float)) == 0);
