@@ -487,6 +487,16 @@ static void set_out(nc_state *S, const nc_layer *L, int i, int v, int spatial1, 
         S->nfs = -1;
 }
 
+/* The one output of an elementwise layer: graph value v (or, when
+ * negative, the nn status to report) with src's spatial properties. */
+static int out_like(nc_state *S, const nc_layer *L, const nc_blob *src, int v)
+{
+    if (v < 0)
+        return fail_nn(S, L, v);
+    set_out(S, L, 0, v, src->spatial1, src->rf, src->f);
+    return UPRES_OK;
+}
+
 static int need_io(nc_state *S, const nc_layer *L, int nin_lo, int nin_hi, int nout)
 {
     if (L->nin < nin_lo || L->nin > nin_hi || L->nout != nout)
@@ -745,10 +755,7 @@ static int build_prelu(nc_state *S, nc_layer *L)
         return st;
     int v = nn_prelu(S->g, src->value, slopes, n);
     free(slopes);
-    if (v < 0)
-        return fail_nn(S, L, v);
-    set_out(S, L, 0, v, src->spatial1, src->rf, src->f);
-    return UPRES_OK;
+    return out_like(S, L, src, v);
 }
 
 static int build_relu(nc_state *S, nc_layer *L)
@@ -761,10 +768,7 @@ static int build_relu(nc_state *S, nc_layer *L)
         return fail_param(S, L, L->bad_id);
     nc_blob *src = in_blob(S, L, 0);
     int v = slope == 0.0f ? nn_relu(S->g, src->value) : nn_leaky_relu(S->g, src->value, slope);
-    if (v < 0)
-        return fail_nn(S, L, v);
-    set_out(S, L, 0, v, src->spatial1, src->rf, src->f);
-    return UPRES_OK;
+    return out_like(S, L, src, v);
 }
 
 static int build_sigmoid(nc_state *S, nc_layer *L)
@@ -774,10 +778,7 @@ static int build_sigmoid(nc_state *S, nc_layer *L)
         return st;
     nc_blob *src = in_blob(S, L, 0);
     int v = nn_sigmoid(S->g, src->value);
-    if (v < 0)
-        return fail_nn(S, L, v);
-    set_out(S, L, 0, v, src->spatial1, src->rf, src->f);
-    return UPRES_OK;
+    return out_like(S, L, src, v);
 }
 
 /* Receptive field of a value combining a and b: a pooled (1x1) operand is
@@ -828,10 +829,7 @@ static int build_binaryop(nc_state *S, nc_layer *L)
         case 7: v = nn_affine(S->g, x->value, -1.0f, b); break;
         default: goto unsupported;
         }
-        if (v < 0)
-            return fail_nn(S, L, v);
-        set_out(S, L, 0, v, x->spatial1, x->rf, x->f);
-        return UPRES_OK;
+        return out_like(S, L, x, v);
     }
     nc_blob *y = in_blob(S, L, 1);
     switch (op) {
@@ -942,11 +940,7 @@ static int build_scale(nc_state *S, nc_layer *L)
     if (!st && bias_term)
         st = bin_read(S->ctx, &S->bin, L, "bias", (size_t)n, 0, &bias);
     if (!st) {
-        v = nn_channel_affine(S->g, x->value, scale, bias);
-        if (v < 0)
-            st = fail_nn(S, L, v);
-        else
-            set_out(S, L, 0, v, x->spatial1, x->rf, x->f);
+        st = out_like(S, L, x, nn_channel_affine(S->g, x->value, scale, bias));
     }
     free(scale);
     free(bias);
@@ -1236,13 +1230,9 @@ static int build_dropout(nc_state *S, nc_layer *L)
         return fail_param(S, L, L->bad_id);
     nc_blob *x = in_blob(S, L, 0);
     int v = x->value;
-    if (scale != 1.0f) {
+    if (scale != 1.0f)
         v = nn_affine(S->g, v, scale, 0.0f);
-        if (v < 0)
-            return fail_nn(S, L, v);
-    }
-    set_out(S, L, 0, v, x->spatial1, x->rf, x->f);
-    return UPRES_OK;
+    return out_like(S, L, x, v);
 }
 
 typedef int (*nc_build_fn)(nc_state *S, nc_layer *L);

@@ -120,23 +120,16 @@ int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc 
 
 /* One Winograd job, shared by the portable and AVX2 block kernels. */
 typedef struct nncpu_wino_job {
-    const float *const *chan; /* in_c input planes of H x W */
-    int in_c, H, W, pad_t, pad_l;
-    float *out;               /* out_c planes of OH x OW */
-    int out_c, ocp, OH, OW;   /* ocp: out_c rounded up to 4 */
-    const float *U;
-    const float *bias, *slopes, *res;
-    int nslopes, res_full;
-    nn_act act;
-    float alpha, scale;
+    nncpu_conv_io io;         /* the convolution's operands (io.wcache: the chain's cache) */
+    int pad_t, pad_l;
+    int ocp;                  /* out_c rounded up to 4 */
+    const float *U;           /* transformed weights (nncpu_wino_pack) */
     int tiles_x;              /* tiles per row; tile t is row t / tiles_x */
-    float *vc;                /* the input cache or NULL (nncpu_conv_io.wcache) */
-    int vc_done, vc_stride;   /* channels already in vc; vc's channel capacity */
 } nncpu_wino_job;
 
 /* Runs tiles [t0, t0+nt) of jb (t0 a multiple of 3); scratch:
  * 64*nt3*(in_c + ocp) floats with nt3 = nt rounded up to 3, or 64*nt3*ocp
- * with jb->vc. */
+ * with jb->io.wcache. */
 void nncpu_wino_block_gen(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);
 #ifdef NNCPU_HAVE_AVX2
 void nncpu_wino_block_avx2(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);

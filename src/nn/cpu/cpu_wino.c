@@ -190,33 +190,13 @@ int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc 
     wino_run w;
     memset(&w, 0, sizeof w);
     nncpu_wino_job *jb = &w.jb;
-    jb->chan = io->chan;
-    jb->in_c = io->in_c;
-    jb->H = io->h;
-    jb->W = io->w;
+    jb->io = *io;
     jb->pad_t = d->pad_t;
     jb->pad_l = d->pad_l;
-    jb->out = io->out->data;
-    jb->out_c = io->out->c;
     jb->ocp = (int)ocp_of(d);
-    jb->OH = io->out->h;
-    jb->OW = io->out->w;
     jb->U = U;
-    jb->bias = io->bias;
-    jb->slopes = io->slopes;
-    jb->nslopes = io->nslopes;
-    jb->res = io->res;
-    jb->res_full = io->res_full;
-    jb->act = io->act;
-    jb->alpha = io->alpha;
-    jb->scale = io->scale;
-    jb->tiles_x = (int)tiles_of(jb->OW);
-    if (io->wcache) {
-        jb->vc = io->wcache;
-        jb->vc_done = io->wc_done;
-        jb->vc_stride = io->wc_stride;
-    }
-    w.tiles = tiles_of(jb->OH) * (size_t)jb->tiles_x;
+    jb->tiles_x = (int)tiles_of(io->out->w);
+    w.tiles = tiles_of(io->out->h) * (size_t)jb->tiles_x;
     int threads = ctx ? upres_ctx_threads(ctx) : 1;
     if (threads > slots) threads = slots;
     if (threads < 1) threads = 1;
@@ -226,7 +206,7 @@ int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc 
     w.simd = nncpu_simd();
     w.scratch = scratch;
     /* As the planner lays the slots out: nncpu_conv_scratch rounded to 16. */
-    size_t per = nncpu_conv_scratch(d, io->in_c, jb->OH, jb->OW);
+    size_t per = nncpu_conv_scratch(d, io->in_c, io->out->h, io->out->w);
     w.slot_floats = (per + 15) / 16 * 16;
     atomic_init(&w.next, 0);
     return upres__parallel_for(ctx, NULL, (uint64_t)threads, 1, wino_task, &w);

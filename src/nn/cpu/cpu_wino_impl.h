@@ -28,7 +28,7 @@
  * block's tile count rounded up to 3 (padding tiles are zero and never
  * stored). V is the block's scratch (cs = in_c) or, for a chain of
  * convolutions whose inputs extend one another (RRDBNet's dense blocks),
- * the block's triples of a whole-image cache with room for cs = vc_stride
+ * the block's triples of a whole-image cache with room for cs = io.wc_stride
  * channels: each convolution transforms only the channels the previous one
  * did not read, and its GEMM reads the rest where they were left.
  */
@@ -140,10 +140,10 @@ static inline __attribute__((always_inline)) void wino_at(v8 r[8])
 static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int c0, size_t cs,
                        float *restrict V)
 {
-    const int H = jb->H, W = jb->W;
+    const int H = jb->io.h, W = jb->io.w;
     const size_t jstride = 24;
-    for (int ic = c0; ic < jb->in_c; ic++) {
-        const float *src = jb->chan[ic];
+    for (int ic = c0; ic < jb->io.in_c; ic++) {
+        const float *src = jb->io.chan[ic];
         for (int k = 0; k < ntp; k++) {
             /* Tile k's slot: panel k/3, channel ic, place k%3. */
             float *vc = V + ((size_t)(k / 3) * cs + (size_t)ic) * 192 + (k % 3) * 8;
@@ -163,8 +163,8 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                  * the block's tiles ahead: one channel's rows in a block
                  * are too few for the hardware prefetcher to learn them
                  * (general-x4v3: about 4 % faster). */
-                if (ic + 1 < jb->in_c) {
-                    const float *q = jb->chan[ic + 1] + (size_t)y0 * (size_t)W + (size_t)x0;
+                if (ic + 1 < jb->io.in_c) {
+                    const float *q = jb->io.chan[ic + 1] + (size_t)y0 * (size_t)W + (size_t)x0;
                     #pragma GCC unroll 8
                     for (int y = 0; y < 8; y++) __builtin_prefetch(q + (size_t)y * (size_t)W);
                 }
@@ -217,7 +217,7 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
 static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float *restrict V,
                       float *restrict M)
 {
-    const size_t in_c = (size_t)jb->in_c, ocp = (size_t)jb->ocp;
+    const size_t in_c = (size_t)jb->io.in_c, ocp = (size_t)jb->ocp;
     for (int j = 0; j < 8; j++) {
         const float *Uj = jb->U + (size_t)j * ocp * in_c * 8;
         for (size_t k0 = 0; k0 < in_c; k0 += WINO_KC) {
@@ -279,31 +279,31 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
 
 /* Bias, activation, scale and residual on one output row of up to 8
  * values (n <= 6 valid), then stores n floats at dst. res: the residual row
- * (n floats) or NULL; without it a per-channel residual jb->res[oc], if
+ * (n floats) or NULL; without it a per-channel residual jb->io.res[oc], if
  * any, is added. A full row (n = 6) goes through fixed-size copies, which
  * compile to plain vector moves. */
 static inline __attribute__((always_inline)) void
 wino_finish_row(const v8 *row, const nncpu_wino_job *jb, nn_act act, int oc, float *dst,
                 const float *res, int n)
 {
-    v8 v = *row + WSPLAT(jb->bias ? jb->bias[oc] : 0.0f);
+    v8 v = *row + WSPLAT(jb->io.bias ? jb->io.bias[oc] : 0.0f);
     switch (act) {
     case NN_ACT_RELU: wino_neg_scale(&v, 0.0f); break;
-    case NN_ACT_LEAKY: wino_neg_scale(&v, jb->alpha); break;
-    case NN_ACT_PRELU: wino_neg_scale(&v, jb->slopes[jb->nslopes == 1 ? 0 : oc]); break;
+    case NN_ACT_LEAKY: wino_neg_scale(&v, jb->io.alpha); break;
+    case NN_ACT_PRELU: wino_neg_scale(&v, jb->io.slopes[jb->io.nslopes == 1 ? 0 : oc]); break;
     case NN_ACT_SIGMOID:
         for (int i = 0; i < 8; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
         break;
     default: break;
     }
-    if (jb->scale != 1.0f) v = v * WSPLAT(jb->scale);
+    if (jb->io.scale != 1.0f) v = v * WSPLAT(jb->io.scale);
     if (n == 6) {
         if (res) {
             v8 r6;
             WINO_LOAD6(&r6, res);
             v = v + r6;
-        } else if (jb->res) {
-            v = v + WSPLAT(jb->res[oc]);
+        } else if (jb->io.res) {
+            v = v + WSPLAT(jb->io.res[oc]);
         }
         WINO_STORE6(dst, &v);
         return;
@@ -312,8 +312,8 @@ wino_finish_row(const v8 *row, const nncpu_wino_job *jb, nn_act act, int oc, flo
     WSTORE(tmp, v);
     if (res)
         for (int i = 0; i < n; i++) tmp[i] += res[i];
-    else if (jb->res)
-        for (int i = 0; i < n; i++) tmp[i] += jb->res[oc];
+    else if (jb->io.res)
+        for (int i = 0; i < n; i++) tmp[i] += jb->io.res[oc];
     for (int i = 0; i < n; i++) dst[i] = tmp[i];
 }
 
@@ -323,25 +323,25 @@ static inline __attribute__((always_inline)) void
 wino_output_act(const nncpu_wino_job *jb, nn_act act, size_t t0, int nt, int ntp,
                 const float *restrict M)
 {
-    const size_t OW = (size_t)jb->OW, plane = (size_t)jb->OH * OW;
+    const size_t OW = (size_t)jb->io.out->w, plane = (size_t)jb->io.out->h * OW;
     for (int ob = 0; ob < jb->ocp / 4; ob++)
         for (int k = 0; k < nt; k++) {
             size_t t = t0 + (size_t)k;
             int y0 = (int)(t / (size_t)jb->tiles_x) * 6, x0 = (int)(t % (size_t)jb->tiles_x) * 6;
-            int rows = jb->OH - y0 < 6 ? jb->OH - y0 : 6;
-            int cols = jb->OW - x0 < 6 ? jb->OW - x0 : 6;
+            int rows = jb->io.out->h - y0 < 6 ? jb->io.out->h - y0 : 6;
+            int cols = jb->io.out->w - x0 < 6 ? jb->io.out->w - x0 : 6;
             const float *mt = M + ((size_t)ob * (size_t)ntp + (size_t)k) * 256;
             for (int q = 0; q < 4; q++) {
                 int oc = ob * 4 + q;
-                if (oc >= jb->out_c) break;
+                if (oc >= jb->io.out->c) break;
                 v8 r[8];
                 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) r[j] = WLOAD(mt + j * 32 + q * 8);
                 wino_at(r);
                 WINO_TRANSPOSE(r);
                 wino_at(r);
-                float *out = jb->out + (size_t)oc * plane;
-                const float *res = jb->res && jb->res_full ? jb->res + (size_t)oc * plane : NULL;
+                float *out = jb->io.out->data + (size_t)oc * plane;
+                const float *res = jb->io.res && jb->io.res_full ? jb->io.res + (size_t)oc * plane : NULL;
                 for (int y = 0; y < rows; y++) {
                     size_t at = (size_t)(y0 + y) * OW + (size_t)x0;
                     wino_finish_row(&r[y], jb, act, oc, out + at, res ? res + at : NULL, cols);
@@ -354,7 +354,7 @@ wino_output_act(const nncpu_wino_job *jb, nn_act act, size_t t0, int nt, int ntp
 static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
                         const float *restrict M)
 {
-    switch (jb->act) {
+    switch (jb->io.act) {
     case NN_ACT_RELU: wino_output_act(jb, NN_ACT_RELU, t0, nt, ntp, M); break;
     case NN_ACT_LEAKY: wino_output_act(jb, NN_ACT_LEAKY, t0, nt, ntp, M); break;
     case NN_ACT_PRELU: wino_output_act(jb, NN_ACT_PRELU, t0, nt, ntp, M); break;
@@ -367,13 +367,13 @@ static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
 void WINO_NAME(nncpu_wino_block)(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch)
 {
     int ntp = (nt + 2) / 3 * 3;
-    float *V = scratch, *M = scratch + (size_t)64 * (size_t)jb->in_c * (size_t)ntp;
-    size_t cs = (size_t)jb->in_c;
+    float *V = scratch, *M = scratch + (size_t)64 * (size_t)jb->io.in_c * (size_t)ntp;
+    size_t cs = (size_t)jb->io.in_c;
     int c0 = 0;
-    if (jb->vc) {
-        cs = (size_t)jb->vc_stride;
-        c0 = jb->vc_done;
-        V = jb->vc + t0 / 3 * cs * 192;
+    if (jb->io.wcache) {
+        cs = (size_t)jb->io.wc_stride;
+        c0 = jb->io.wc_done;
+        V = jb->io.wcache + t0 / 3 * cs * 192;
         M = scratch;
     }
     wino_input(jb, t0, nt, ntp, c0, cs, V);
