@@ -288,6 +288,30 @@ int upres__model_tile_bytes(upres_ctx *ctx, struct upres_model *m, int h, int w,
     return UPRES_OK;
 }
 
+/* The result's rows (channel-major) from the graph output: cropped by off,
+ * mapped by x*os + ob. */
+typedef struct out_job {
+    const nn_tensor *t;
+    float *out;
+    int oh, ow, off;
+    float os, ob;
+} out_job;
+
+static void out_rows(void *user, uint64_t r0, uint64_t r1)
+{
+    const out_job *j = user;
+    const size_t oh = (size_t)j->oh, ow = (size_t)j->ow, off = (size_t)j->off;
+    const size_t th = (size_t)j->t->h, tw = (size_t)j->t->w;
+    const float os = j->os, ob = j->ob, *const src = j->t->data;
+    float *const out = j->out;
+    for (uint64_t r = r0; r < r1; r++) {
+        const size_t c = r / oh, y = r % oh;
+        const float *s = src + (c * th + y + off) * tw + off;
+        float *restrict d = out + r * ow;
+        for (size_t x = 0; x < ow; x++) d[x] = s[x] * os + ob;
+    }
+}
+
 int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
                      float *out)
 {
@@ -339,13 +363,6 @@ int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int
         return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
                            "model output %dx%dx%d does not cover the %lldx%lld result", tout.c,
                            tout.w, tout.h, (long long)w * m->scale, (long long)h * m->scale);
-    const int oh = h * m->scale, ow = w * m->scale, off = m->out_off;
-    const float os = m->out_scale, ob = m->out_bias;
-    for (int c = 0; c < m->out_c; c++)
-        for (int y = 0; y < oh; y++) {
-            const float *s = tout.data + ((size_t)c * tout.h + (size_t)(y + off)) * tout.w + off;
-            float *d = out + ((size_t)c * oh + (size_t)y) * ow;
-            for (int x = 0; x < ow; x++) d[x] = s[x] * os + ob;
-        }
-    return UPRES_OK;
+    out_job oj = {&tout, out, h * m->scale, w * m->scale, m->out_off, m->out_scale, m->out_bias};
+    return upres__parallel_for(ctx, NULL, (uint64_t)m->out_c * (uint64_t)oj.oh, 32, out_rows, &oj);
 }

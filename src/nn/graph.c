@@ -56,13 +56,15 @@ typedef enum nn_op {
     OP_CROP,
     OP_CROP_LIKE,
     OP_PAD,
-    OP_GAP
+    OP_GAP,
+    OP_SHUF_ADD /* fused: pixel_shuffle(a) + nearest interp(b) (see fuse) */
 } nn_op;
 
 static const char *const op_names[] = {
     "input",   "conv2d",        "deconv2d",       "activation", "prelu", "binary",
     "affine",  "channel_affine", "concat",        "pixel_shuffle", "pixel_unshuffle",
-    "interp",  "crop",          "crop_like",      "pad",        "global_avg_pool"};
+    "interp",  "crop",          "crop_like",      "pad",        "global_avg_pool",
+    "shuffle_add"};
 
 typedef struct nn_node {
     nn_op op;
@@ -592,6 +594,12 @@ static int side_ok(upres_ctx *ctx, const nn_node *n, int id, int64_t h, int64_t 
  * the chain's result are untouched); the others are left unread and so are
  * never planned or run. A fused residual must be the conv's shape or
  * [c][1][1] (checked at plan time).
+ *
+ * An add of a pixel shuffle and a nearest interpolation, each read by
+ * nothing else (the upsampling tail of SRVGGNetCompact, which adds the
+ * input scaled up to the shuffled output), becomes one OP_SHUF_ADD that
+ * reads their inputs: one pass over the output instead of three, and
+ * neither intermediate is stored.
  */
 static int fuse(nn_graph *g)
 {
@@ -705,6 +713,28 @@ static int fuse(nn_graph *g)
         c->a = -1;
         for (int k = 0; k < nchain; k++)
             if (chain[k] != tail) g->nodes[chain[k]].absorbed = 1;
+    }
+    for (int i = 0; i < g->n && st == UPRES_OK; i++) {
+        nn_node *B = &g->nodes[i];
+        if (B->op != OP_BINARY || B->mode != NN_ADD || B->a == B->b) continue;
+        for (int k = 0; k < 2; k++) {
+            int p = k ? B->b : B->a, q = k ? B->a : B->b;
+            nn_node *P = &g->nodes[p], *I = &g->nodes[q];
+            if (P->op != OP_PSHUF || I->op != OP_INTERP || I->mode != NN_INTERP_NEAREST ||
+                users[p] != 1 || users[q] != 1 || P->c != B->c || I->c != B->c)
+                continue;
+            B->op = OP_SHUF_ADD;
+            B->a = P->a;
+            B->b = I->a;
+            B->i[0] = P->i[0];
+            B->sh = I->sh;
+            B->sw = I->sw;
+            B->oh = I->oh;
+            B->ow = I->ow;
+            P->a = I->a = -1;
+            P->absorbed = I->absorbed = 1;
+            break;
+        }
     }
     free(users);
     free(user);
@@ -955,6 +985,21 @@ static int infer(nn_graph *g, upres_ctx *ctx, int in_h, int in_w)
         case OP_GAP:
             h = w = 1;
             break;
+        case OP_SHUF_ADD: {
+            /* The interpolation's own size must be the shuffle's, as the
+             * add of the two required. */
+            const nn_node *B = &g->nodes[n->b];
+            h = (int64_t)A->h * n->i[0];
+            w = (int64_t)A->w * n->i[0];
+            int64_t ih = n->oh > 0 ? n->oh : (int64_t)floor((double)B->h * (double)n->sh);
+            int64_t iw = n->ow > 0 ? n->ow : (int64_t)floor((double)B->w * (double)n->sw);
+            if (ih != h || iw != w)
+                return upres__fail(ctx, UPRES_ERR_INVALID_ARG,
+                                   "nn: binary (node %d, fused shuffle and interp): shapes "
+                                   "%lldx%lld and %lldx%lld do not match",
+                                   i, (long long)w, (long long)h, (long long)iw, (long long)ih);
+            break;
+        }
         }
         int st = side_ok(ctx, n, i, h, w);
         if (st) return st;
@@ -1009,6 +1054,7 @@ static size_t node_scratch(const nn_graph *g, const nn_node *n, int slots, int *
         if (s == 0) *ok = 0;
         break;
     case OP_INTERP: s = nncpu_interp_scratch(n->h, n->w); break;
+    case OP_SHUF_ADD: s = nncpu_shuffle_add_scratch(n->h, n->w); break;
     default: break;
     }
     return s;
@@ -1262,6 +1308,11 @@ int nn_graph_run(nn_graph *g, upres_ctx *ctx, const nn_tensor *in, nn_tensor *ou
             st = nncpu_pad(ctx, &a, &y, n->i[0], n->i[1], (nn_pad_mode)n->mode, n->f0);
             break;
         case OP_GAP: st = nncpu_global_avg_pool(ctx, &a, &y); break;
+        case OP_SHUF_ADD: {
+            nn_tensor b = value_tensor(g, n->b, in, out);
+            st = nncpu_shuffle_add(ctx, &a, &b, &y, n->i[0], n->sh, n->sw, g->scratch);
+            break;
+        }
         }
         if (st) return upres__fail(ctx, st, "nn: %s (node %d) failed", op_names[n->op], i);
     }

@@ -884,6 +884,16 @@ typedef struct interp_tap {
     float wt[4];
 } interp_tap;
 
+/* Source index of output o for nearest interpolation, as PyTorch's
+ * nearest_idx (step from interp_step). */
+static int nearest_src(int o, int in, int out, float step)
+{
+    if (out == in) return o;
+    if (out == 2 * in) return o >> 1;
+    int s = (int)floorf((float)o * step);
+    return s > in - 1 ? in - 1 : s;
+}
+
 static void interp_axis(interp_tap *t, int in, int out, double scale, int align_corners,
                         nn_interp_mode mode)
 {
@@ -892,14 +902,7 @@ static void interp_axis(interp_tap *t, int in, int out, double scale, int align_
         interp_tap *tp = &t[o];
         memset(tp, 0, sizeof *tp);
         if (mode == NN_INTERP_NEAREST) {
-            int s;
-            if (out == in) s = o;
-            else if (out == 2 * in) s = o >> 1;
-            else {
-                s = (int)floorf((float)o * step);
-                if (s > in - 1) s = in - 1;
-            }
-            tp->idx[0] = s;
+            tp->idx[0] = nearest_src(o, in, out, step);
             tp->wt[0] = 1.0f;
         } else if (mode == NN_INTERP_BILINEAR) {
             if (out == in) {
@@ -989,6 +992,56 @@ int nncpu_interp(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, nn_interp_
     int taps = mode == NN_INTERP_NEAREST ? 1 : mode == NN_INTERP_BILINEAR ? 2 : 4;
     interp_job j = {in, out, ty, tx, taps};
     return upres__parallel_for(ctx, NULL, (uint64_t)in->c, 1, interp_fn, &j);
+}
+
+typedef struct shuffle_add_job {
+    const nn_tensor *a, *b;
+    nn_tensor *out;
+    const int *sy, *sx; /* nearest source row / column of b per output row / column */
+    int r;
+} shuffle_add_job;
+
+static void shuffle_add_fn(void *user, uint64_t begin, uint64_t end)
+{
+    const shuffle_add_job *j = user;
+    const nn_tensor *a = j->a, *b = j->b;
+    const size_t r = (size_t)j->r, aw = (size_t)a->w, apl = plane(a), bpl = plane(b);
+    const size_t OH = (size_t)j->out->h, OW = (size_t)j->out->w;
+    for (uint64_t row = begin; row < end; row++) {
+        const size_t c = row / OH, y = row % OH;
+        const float *brow = b->data + c * bpl + (size_t)j->sy[y] * (size_t)b->w;
+        /* Output column X*r + k of this row comes from plane
+         * c*r*r + (y%r)*r + k of a, row y/r, column X. */
+        const float *arow = a->data + (c * r * r + y % r * r) * apl + y / r * aw;
+        float *dst = j->out->data + row * OW;
+        for (size_t k = 0; k < r; k++) {
+            const float *ap = arow + k * apl;
+            for (size_t X = 0; X < aw; X++) {
+                const size_t x = X * r + k;
+                dst[x] = ap[X] + brow[j->sx[x]];
+            }
+        }
+    }
+}
+
+size_t nncpu_shuffle_add_scratch(int out_h, int out_w)
+{
+    return (size_t)out_h + (size_t)out_w;
+}
+
+int nncpu_shuffle_add(upres_ctx *ctx, const nn_tensor *a, const nn_tensor *b, nn_tensor *out,
+                      int r, double scale_h, double scale_w, float *scratch)
+{
+    int *sy = (int *)(void *)scratch, *sx = sy + out->h;
+    const float step_h = interp_step(b->h, out->h, scale_h, 0);
+    const float step_w = interp_step(b->w, out->w, scale_w, 0);
+    for (int y = 0; y < out->h; y++) sy[y] = nearest_src(y, b->h, out->h, step_h);
+    for (int x = 0; x < out->w; x++) sx[x] = nearest_src(x, b->w, out->w, step_w);
+    shuffle_add_job j = {a, b, out, sy, sx, r};
+    /* By rows: the output has few channels (3 for RGB), too few to share
+     * out by plane. */
+    return upres__parallel_for(ctx, NULL, (uint64_t)out->c * (uint64_t)out->h, 16, shuffle_add_fn,
+                               &j);
 }
 
 static void gap_fn(void *user, uint64_t begin, uint64_t end)

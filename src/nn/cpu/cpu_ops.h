@@ -180,6 +180,15 @@ size_t nncpu_interp_scratch(int out_h, int out_w);
  * given (source step 1/scale); 0: size given (step in/out). */
 int nncpu_interp(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out, nn_interp_mode mode,
                  double scale_h, double scale_w, int align_corners, float *scratch);
+/* Scratch floats (64-byte aligned) of nncpu_shuffle_add for an out_h x
+ * out_w output. */
+size_t nncpu_shuffle_add_scratch(int out_h, int out_w);
+/* out = pixel_shuffle(a, r) + nearest interpolation of b to out's size
+ * (scale_h/w as for nncpu_interp), in one pass: a is [c*r*r][h][w], b and
+ * out [c][..], out h*r x w*r. The sum is the one nncpu_pixel_shuffle,
+ * nncpu_interp (nearest) and nncpu_binary (add) give one after another. */
+int nncpu_shuffle_add(upres_ctx *ctx, const nn_tensor *a, const nn_tensor *b, nn_tensor *out,
+                      int r, double scale_h, double scale_w, float *scratch);
 /* out[c][0][0] = mean of in[c]. */
 int nncpu_global_avg_pool(upres_ctx *ctx, const nn_tensor *in, nn_tensor *out);
 

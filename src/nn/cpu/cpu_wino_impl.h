@@ -277,90 +277,127 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
     }
 }
 
-/* Bias, activation, scale and residual on one output row of up to 8
- * values (n <= 6 valid), then stores n floats at dst. res: the residual row
- * (n floats) or NULL; without it a per-channel residual jb->io.res[oc], if
- * any, is added. A full row (n = 6) goes through fixed-size copies, which
- * compile to plain vector moves. */
-static inline __attribute__((always_inline)) void
-wino_finish_row(const v8 *row, const nncpu_wino_job *jb, nn_act act, int oc, float *dst,
-                const float *res, int n)
+/* The activation of the fused epilogue on one vector; slope: the LEAKY or
+ * PRELU slope of this output channel. */
+static inline __attribute__((always_inline)) void wino_act(v8 *v, nn_act act, float slope)
 {
-    v8 v = *row + WSPLAT(jb->io.bias ? jb->io.bias[oc] : 0.0f);
     switch (act) {
-    case NN_ACT_RELU: wino_neg_scale(&v, 0.0f); break;
-    case NN_ACT_LEAKY: wino_neg_scale(&v, jb->io.alpha); break;
-    case NN_ACT_PRELU: wino_neg_scale(&v, jb->io.slopes[jb->io.nslopes == 1 ? 0 : oc]); break;
+    case NN_ACT_RELU: wino_neg_scale(v, 0.0f); break;
+    case NN_ACT_LEAKY:
+    case NN_ACT_PRELU: wino_neg_scale(v, slope); break;
     case NN_ACT_SIGMOID:
-        for (int i = 0; i < 8; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
+        for (int i = 0; i < 8; i++) (*v)[i] = 1.0f / (1.0f + expf(-(*v)[i]));
         break;
     default: break;
     }
-    if (jb->io.scale != 1.0f) v = v * WSPLAT(jb->io.scale);
-    if (n == 6) {
-        if (res) {
-            v8 r6;
-            WINO_LOAD6(&r6, res);
-            v = v + r6;
-        } else if (jb->io.res) {
-            v = v + WSPLAT(jb->io.res[oc]);
-        }
-        WINO_STORE6(dst, &v);
-        return;
-    }
-    float tmp[8];
-    WSTORE(tmp, v);
-    if (res)
-        for (int i = 0; i < n; i++) tmp[i] += res[i];
-    else if (jb->io.res)
-        for (int i = 0; i < n; i++) tmp[i] += jb->io.res[oc];
-    for (int i = 0; i < n; i++) dst[i] = tmp[i];
 }
 
 /* Output transform and the fused epilogue of tiles [t0, t0+nt), for
- * activation `act` (a constant where wino_output inlines it). */
+ * activation `act` (a constant where wino_output inlines it). The job's
+ * epilogue operands are read once into locals: the output stores could
+ * alias them as far as the compiler knows, and reloading them after every
+ * row cost more than the arithmetic. A whole tile (6x6 inside the output)
+ * has its rows unrolled so the transformed rows stay in registers; when
+ * its right neighbour is the block's next tile in the same row, each row
+ * is stored as 8 floats, whose last 2 that neighbour overwrites later (it
+ * is written by this worker, after this one, for every channel). */
 static inline __attribute__((always_inline)) void
-wino_output_act(const nncpu_wino_job *jb, nn_act act, size_t t0, int nt, int ntp,
+wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, size_t t0, int nt, int ntp,
                 const float *restrict M)
 {
-    const size_t OW = (size_t)jb->io.out->w, plane = (size_t)jb->io.out->h * OW;
-    for (int ob = 0; ob < jb->ocp / 4; ob++)
+    const int OH = jb->io.out->h, OWi = jb->io.out->w, OC = jb->io.out->c;
+    const size_t OW = (size_t)OWi, plane = (size_t)OH * OW;
+    float *const outd = jb->io.out->data;
+    const float *const bias = jb->io.bias, *const slopes = jb->io.slopes;
+    const float alpha = jb->io.alpha, scale = jb->io.scale;
+    const int per_slope = jb->io.nslopes != 1, scaled = post && scale != 1.0f;
+    const float *const resp = post ? jb->io.res : NULL;
+    const int res_full = resp && jb->io.res_full, res_scalar = resp && !jb->io.res_full;
+    const int tiles_x = jb->tiles_x, nob = jb->ocp / 4;
+    for (int ob = 0; ob < nob; ob++)
         for (int k = 0; k < nt; k++) {
             size_t t = t0 + (size_t)k;
-            int y0 = (int)(t / (size_t)jb->tiles_x) * 6, x0 = (int)(t % (size_t)jb->tiles_x) * 6;
-            int rows = jb->io.out->h - y0 < 6 ? jb->io.out->h - y0 : 6;
-            int cols = jb->io.out->w - x0 < 6 ? jb->io.out->w - x0 : 6;
+            int y0 = (int)(t / (size_t)tiles_x) * 6, x0 = (int)(t % (size_t)tiles_x) * 6;
+            int rows = OH - y0 < 6 ? OH - y0 : 6;
+            int cols = OWi - x0 < 6 ? OWi - x0 : 6;
+            const int full = rows == 6 && cols == 6;
+            const int wide = full && k + 1 < nt && x0 + 8 <= OWi;
             const float *mt = M + ((size_t)ob * (size_t)ntp + (size_t)k) * 256;
             for (int q = 0; q < 4; q++) {
                 int oc = ob * 4 + q;
-                if (oc >= jb->io.out->c) break;
+                if (oc >= OC) break;
                 v8 r[8];
                 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) r[j] = WLOAD(mt + j * 32 + q * 8);
                 wino_at(r);
                 WINO_TRANSPOSE(r);
                 wino_at(r);
-                float *out = jb->io.out->data + (size_t)oc * plane;
-                const float *res = jb->io.res && jb->io.res_full ? jb->io.res + (size_t)oc * plane : NULL;
+                const v8 bv = WSPLAT(bias ? bias[oc] : 0.0f);
+                const float slope = act == NN_ACT_PRELU ? slopes[per_slope ? oc : 0] : alpha;
+                const float rs = res_scalar ? resp[oc] : 0.0f;
+                float *out = outd + (size_t)oc * plane + (size_t)y0 * OW + (size_t)x0;
+                const float *res = res_full ? resp + (size_t)oc * plane + (size_t)y0 * OW + (size_t)x0 : NULL;
+                if (full) {
+                    #pragma GCC unroll 6
+                    for (int y = 0; y < 6; y++) {
+                        v8 v = r[y] + bv;
+                        wino_act(&v, act, slope);
+                        if (scaled) v = v * WSPLAT(scale);
+                        if (res) {
+                            v8 rr;
+                            if (wide)
+                                rr = WLOAD(res + (size_t)y * OW);
+                            else
+                                WINO_LOAD6(&rr, res + (size_t)y * OW);
+                            v = v + rr;
+                        }
+                        if (post) v = v + WSPLAT(rs);
+                        if (wide)
+                            WSTORE(out + (size_t)y * OW, v);
+                        else
+                            WINO_STORE6(out + (size_t)y * OW, &v);
+                    }
+                    continue;
+                }
+                /* A tile cut by the output's edge: its rows go through
+                 * memory (indexing r by a variable row would keep all of
+                 * r in memory in the whole-tile path too). */
+                float part[6][8];
+                #pragma GCC unroll 6
+                for (int y = 0; y < 6; y++) {
+                    v8 v = r[y] + bv;
+                    wino_act(&v, act, slope);
+                    if (scaled) v = v * WSPLAT(scale);
+                    if (post) v = v + WSPLAT(rs);
+                    WSTORE(part[y], v);
+                }
                 for (int y = 0; y < rows; y++) {
-                    size_t at = (size_t)(y0 + y) * OW + (size_t)x0;
-                    wino_finish_row(&r[y], jb, act, oc, out + at, res ? res + at : NULL, cols);
+                    float *dst = out + (size_t)y * OW;
+                    if (res)
+                        for (int i = 0; i < cols; i++) dst[i] = part[y][i] + res[(size_t)y * OW + (size_t)i];
+                    else
+                        for (int i = 0; i < cols; i++) dst[i] = part[y][i];
                 }
             }
         }
 }
 
-/* One copy of the output loop per activation, so no row tests it. */
+/* One copy of the output loop per activation, and per whether a scale or
+ * residual follows it, so no row tests them. */
 static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
                         const float *restrict M)
 {
+    const int post = jb->io.scale != 1.0f || jb->io.res;
+#define WINO_OUT(a)                                                                        \
+    (post ? wino_output_act(jb, a, 1, t0, nt, ntp, M) : wino_output_act(jb, a, 0, t0, nt, ntp, M))
     switch (jb->io.act) {
-    case NN_ACT_RELU: wino_output_act(jb, NN_ACT_RELU, t0, nt, ntp, M); break;
-    case NN_ACT_LEAKY: wino_output_act(jb, NN_ACT_LEAKY, t0, nt, ntp, M); break;
-    case NN_ACT_PRELU: wino_output_act(jb, NN_ACT_PRELU, t0, nt, ntp, M); break;
-    case NN_ACT_SIGMOID: wino_output_act(jb, NN_ACT_SIGMOID, t0, nt, ntp, M); break;
-    default: wino_output_act(jb, NN_ACT_NONE, t0, nt, ntp, M); break;
+    case NN_ACT_RELU: WINO_OUT(NN_ACT_RELU); break;
+    case NN_ACT_LEAKY: WINO_OUT(NN_ACT_LEAKY); break;
+    case NN_ACT_PRELU: WINO_OUT(NN_ACT_PRELU); break;
+    case NN_ACT_SIGMOID: WINO_OUT(NN_ACT_SIGMOID); break;
+    default: WINO_OUT(NN_ACT_NONE); break;
     }
+#undef WINO_OUT
 }
 
 /* One block: tiles [t0, t0+nt) of the job, with V and M in scratch. */
