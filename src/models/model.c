@@ -288,34 +288,10 @@ int upres__model_tile_bytes(upres_ctx *ctx, struct upres_model *m, int h, int w,
     return UPRES_OK;
 }
 
-/* The result's rows (channel-major) from the graph output: cropped by off,
- * mapped by x*os + ob. */
-typedef struct out_job {
-    const nn_tensor *t;
-    float *out;
-    int oh, ow, off;
-    float os, ob;
-} out_job;
-
-static void out_rows(void *user, uint64_t r0, uint64_t r1)
+int upres__model_run_buf(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
+                         const float **res)
 {
-    const out_job *j = user;
-    const size_t oh = (size_t)j->oh, ow = (size_t)j->ow, off = (size_t)j->off;
-    const size_t th = (size_t)j->t->h, tw = (size_t)j->t->w;
-    const float os = j->os, ob = j->ob, *const src = j->t->data;
-    float *const out = j->out;
-    for (uint64_t r = r0; r < r1; r++) {
-        const size_t c = r / oh, y = r % oh;
-        const float *s = src + (c * th + y + off) * tw + off;
-        float *restrict d = out + r * ow;
-        for (size_t x = 0; x < ow; x++) d[x] = s[x] * os + ob;
-    }
-}
-
-int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
-                     float *out)
-{
-    if (!m || !m->graph || !in || !out || h < m->min_side || w < m->min_side)
+    if (!m || !m->graph || !in || !res || h < m->min_side || w < m->min_side)
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "model run on a %dx%d tile (minimum %d)", w,
                            h, m ? m->min_side : 1);
     int ph, pw;
@@ -363,6 +339,32 @@ int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int
         return upres__fail(ctx, UPRES_ERR_UNSUPPORTED,
                            "model output %dx%dx%d does not cover the %lldx%lld result", tout.c,
                            tout.w, tout.h, (long long)w * m->scale, (long long)h * m->scale);
-    out_job oj = {&tout, out, h * m->scale, w * m->scale, m->out_off, m->out_scale, m->out_bias};
-    return upres__parallel_for(ctx, NULL, (uint64_t)m->out_c * (uint64_t)oj.oh, 32, out_rows, &oj);
+    /* The crop and mapping in place: every result element lies at or
+     * before its source (out_off >= 0 and the graph output covers the
+     * crop), so a forward pass never overwrites a source not yet read. */
+    const size_t oh = (size_t)h * (size_t)m->scale, ow = (size_t)w * (size_t)m->scale;
+    const size_t th = (size_t)tout.h, tw = (size_t)tout.w, off = (size_t)m->out_off;
+    const float os = m->out_scale, ob = m->out_bias;
+    float *buf = m->out_buf;
+    if (!(off == 0 && th == oh && tw == ow && os == 1.0f && ob == 0.0f))
+        for (size_t c = 0; c < (size_t)m->out_c; c++)
+            for (size_t y = 0; y < oh; y++) {
+                const float *src = buf + (c * th + y + off) * tw + off;
+                float *dst = buf + (c * oh + y) * ow;
+                for (size_t x = 0; x < ow; x++) dst[x] = src[x] * os + ob;
+            }
+    *res = buf;
+    return UPRES_OK;
+}
+
+int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
+                     float *out)
+{
+    const float *res;
+    if (!out) return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "model run: NULL output");
+    int st = upres__model_run_buf(ctx, m, in, h, w, &res);
+    if (st) return st;
+    memcpy(out, res, (size_t)m->out_c * (size_t)h * (size_t)m->scale * (size_t)w *
+                         (size_t)m->scale * sizeof(float));
+    return UPRES_OK;
 }

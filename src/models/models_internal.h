@@ -125,6 +125,12 @@ int upres__ncnn_load(upres_ctx *ctx, const char *param_text, size_t param_size,
  * model. */
 int upres__model_run(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
                      float *out);
+/* As upres__model_run, but the result stays in the model's own buffer:
+ * *res points at [out_c][h*scale][w*scale] floats, valid until the next run
+ * or the model's free. Saves the copy (and a whole-tile allocation for the
+ * caller) when the crop and mapping are the identity. */
+int upres__model_run_buf(upres_ctx *ctx, struct upres_model *m, const float *in, int h, int w,
+                         const float **res);
 
 /* Activation bytes a run on an h x w tile would need (for tile sizing). */
 int upres__model_tile_bytes(upres_ctx *ctx, struct upres_model *m, int h, int w, size_t *bytes);

@@ -137,7 +137,7 @@ static uint64_t default_memory(void)
 typedef struct tiling {
     upres_tile_axis ax, ay;
     int win_w, win_h;          /* network input per tile */
-    float *in, *out;           /* [in_c][win_h][win_w], [out_c][win_h*s][win_w*s] */
+    float *in;                 /* [in_c][win_h][win_w]; the output stays in the model */
 } tiling;
 
 static void tiling_free(tiling *t)
@@ -145,7 +145,6 @@ static void tiling_free(tiling *t)
     upres__tile_axis_free(&t->ax);
     upres__tile_axis_free(&t->ay);
     free(t->in);
-    free(t->out);
     memset(t, 0, sizeof *t);
 }
 
@@ -161,7 +160,8 @@ static int overlap_for(int pad, int tile)
     return o < tile / 4 ? o : tile / 4;
 }
 
-/* Bytes one tile needs: the model's activations plus our tile buffers. */
+/* Bytes one tile needs: the model's activations and buffers plus our tile
+ * input. */
 static int tile_cost(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int tile, int pad,
                      uint64_t *bytes)
 {
@@ -171,8 +171,7 @@ static int tile_cost(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int
     size_t act = 0;
     int st = upres__model_tile_bytes(ctx, m, wh, ww, &act);
     if (st) return st;
-    double own = 4.0 * ((double)m->in_c * wh * ww +
-                        (double)m->out_c * wh * ww * (double)m->scale * m->scale);
+    double own = 4.0 * (double)m->in_c * wh * ww;
     double total = (double)act + own;
     *bytes = total >= 1.8e19 ? UINT64_MAX : (uint64_t)total;
     return UPRES_OK;
@@ -240,16 +239,14 @@ static int tiling_layout(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h,
     return UPRES_OK;
 }
 
-/* tiling_layout plus the tile buffers (freed by tiling_free). */
+/* tiling_layout plus the tile input buffer (freed by tiling_free). */
 static int tiling_plan(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h, int tile, int pad,
                        tiling *t)
 {
     int st = tiling_layout(ctx, m, w, h, tile, pad, t);
     if (st) return st;
-    const size_t ow = (size_t)t->win_w * (size_t)m->scale, oh = (size_t)t->win_h * (size_t)m->scale;
     t->in = malloc((size_t)m->in_c * t->win_w * t->win_h * sizeof(float));
-    t->out = malloc((size_t)m->out_c * ow * oh * sizeof(float));
-    if (!t->in || !t->out) {
+    if (!t->in) {
         tiling_free(t);
         return upres__fail(ctx, UPRES_ERR_NOMEM, "upscale: out of memory for the tile buffers");
     }
@@ -273,7 +270,7 @@ static int tile_side(upres_ctx *ctx, upres_model *m, uint32_t w, uint32_t h,
 
 /* Adds one tile's weighted result into rows of the destination. */
 typedef struct acc_job {
-    const tiling *t;
+    const float *tout;    /* the tile's network output, [out_c][oh][ow] */
     upres_image *dst;
     const float *wy, *wx; /* the core's row and column weights */
     int oy, ox;           /* the core's offset in the tile output */
@@ -289,7 +286,7 @@ static void acc_rows(void *user, uint64_t k0, uint64_t k1)
     const acc_job *a = user;
     const int dc = (int)a->dst->channels, out_c = a->out_c, jmax = a->jmax;
     const size_t out_plane = a->out_plane, ow = (size_t)a->ow;
-    const float *const wx = a->wx, *const tout = a->t->out;
+    const float *const wx = a->wx, *const tout = a->tout;
     const float inv_oc = 1.0f / (float)out_c;
     for (uint64_t k = k0; k < k1; k++) {
         float *restrict drow = frow(a->dst, (uint32_t)(a->dy0 + k)) + a->dx0 * (size_t)dc;
@@ -342,7 +339,8 @@ static int run_tiles(upres_ctx *ctx, upres_model *m, tiling *t, const upres_imag
                     for (int i = 0; i < t->win_w; i++) d[i] = row[(size_t)xmap[i] * sc + k];
                 }
             }
-            st = upres__model_run(ctx, m, t->in, t->win_h, t->win_w, t->out);
+            const float *tout;
+            st = upres__model_run_buf(ctx, m, t->in, t->win_h, t->win_w, &tout);
             if (st) break;
             /* Only the core goes into the result; the context around it
              * exists so the core sees real neighbours. */
@@ -351,7 +349,7 @@ static int run_tiles(upres_ctx *ctx, upres_model *m, tiling *t, const upres_imag
             const int kmax = (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s) < ch
                                  ? (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s)
                                  : ch;
-            acc_job aj = {t,
+            acc_job aj = {tout,
                           dst,
                           t->ay.w + (size_t)ty * ch,
                           t->ax.w + (size_t)tx * cw,

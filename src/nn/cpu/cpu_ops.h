@@ -127,7 +127,10 @@ typedef struct nncpu_wino_job {
     int tiles_x;              /* tiles per row; tile t is row t / tiles_x */
 } nncpu_wino_job;
 
-/* Runs tiles [t0, t0+nt) of jb (t0 a multiple of 3); scratch:
+/* The most tiles in one block. */
+#define NNCPU_WINO_MAX_NT 126
+
+/* Runs tiles [t0, t0+nt) of jb (t0 a multiple of 3, nt <= NNCPU_WINO_MAX_NT); scratch:
  * 64*nt3*(in_c + ocp) floats with nt3 = nt rounded up to 3, or 64*nt3*ocp
  * with jb->io.wcache. */
 void nncpu_wino_block_gen(const nncpu_wino_job *jb, size_t t0, int nt, float *scratch);

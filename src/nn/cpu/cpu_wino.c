@@ -34,7 +34,6 @@
 #ifndef WINO_BLOCK_FLOATS
 #define WINO_BLOCK_FLOATS (256u * 1024u)
 #endif
-#define WINO_MAX_NT 126
 
 /* -1: not read yet; 0: off; 1: on. */
 static atomic_int wino_state = -1;
@@ -109,7 +108,7 @@ static int wino_nt(const nn_conv_desc *d, int in_c, size_t tiles, int threads, i
     size_t per_tile = 64 * ((cached ? 0 : (size_t)in_c) + ocp_of(d));
     size_t nt = WINO_BLOCK_FLOATS / per_tile;
     if (nt < 6) nt = 6;
-    if (nt > WINO_MAX_NT) nt = WINO_MAX_NT;
+    if (nt > NNCPU_WINO_MAX_NT) nt = NNCPU_WINO_MAX_NT;
     /* A block count that is a multiple of the thread count, so no worker
      * idles through the last round. */
     size_t nb = (tiles + nt - 1) / nt;

@@ -142,6 +142,14 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
 {
     const int H = jb->io.h, W = jb->io.w;
     const size_t jstride = 24;
+    /* Each tile's patch corner, once per block rather than once per
+     * channel (a division each). */
+    int py[NNCPU_WINO_MAX_NT], px[NNCPU_WINO_MAX_NT];
+    for (int k = 0; k < nt; k++) {
+        size_t t = t0 + (size_t)k;
+        py[k] = (int)(t / (size_t)jb->tiles_x) * 6 - jb->pad_t;
+        px[k] = (int)(t % (size_t)jb->tiles_x) * 6 - jb->pad_l;
+    }
     for (int ic = c0; ic < jb->io.in_c; ic++) {
         const float *src = jb->io.chan[ic];
         for (int k = 0; k < ntp; k++) {
@@ -152,9 +160,7 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                 for (int j = 0; j < 8; j++) WSTORE(vc + j * jstride, WSPLAT(0.0f));
                 continue;
             }
-            size_t t = t0 + (size_t)k;
-            int y0 = (int)(t / (size_t)jb->tiles_x) * 6 - jb->pad_t;
-            int x0 = (int)(t % (size_t)jb->tiles_x) * 6 - jb->pad_l;
+            const int y0 = py[k], x0 = px[k];
             if (y0 >= 0 && x0 >= 0 && y0 + 8 <= H && x0 + 8 <= W) {
                 const float *p = src + (size_t)y0 * (size_t)W + (size_t)x0;
                 #pragma GCC unroll 8
@@ -314,10 +320,15 @@ wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, size_t t0, int n
     const float *const resp = post ? jb->io.res : NULL;
     const int res_full = resp && jb->io.res_full, res_scalar = resp && !jb->io.res_full;
     const int tiles_x = jb->tiles_x, nob = jb->ocp / 4;
+    int py[NNCPU_WINO_MAX_NT], px[NNCPU_WINO_MAX_NT];
+    for (int k = 0; k < nt; k++) {
+        size_t t = t0 + (size_t)k;
+        py[k] = (int)(t / (size_t)tiles_x) * 6;
+        px[k] = (int)(t % (size_t)tiles_x) * 6;
+    }
     for (int ob = 0; ob < nob; ob++)
         for (int k = 0; k < nt; k++) {
-            size_t t = t0 + (size_t)k;
-            int y0 = (int)(t / (size_t)tiles_x) * 6, x0 = (int)(t % (size_t)tiles_x) * 6;
+            const int y0 = py[k], x0 = px[k];
             int rows = OH - y0 < 6 ? OH - y0 : 6;
             int cols = OWi - x0 < 6 ? OWi - x0 : 6;
             const int full = rows == 6 && cols == 6;
