@@ -1104,6 +1104,68 @@ TEST(nn_buffer_reuse_same_result)
     upres_ctx_free(ctx);
 }
 
+/* SRVGGNetCompact's tail, add(pixel_shuffle(a), nearest interp(b)), runs
+ * fused (nothing else reads the shuffle or the interpolation): bit for bit
+ * the unfused ops, which run when a second reader of the interpolation keeps
+ * it a value of its own, and with less arena. Scale and size forms, both
+ * operand orders, r = 2 and 3 (3: the source index comes from the float
+ * step, not a shift), 1 and 3 threads. */
+TEST(nn_shuffle_add_fused_matches_unfused)
+{
+    static const struct {
+        int r, by_size, swap;
+    } cases[] = {{2, 0, 0}, {3, 0, 1}, {3, 1, 0}, {4, 0, 0}};
+    const int H = 13, W = 10;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int r = cases[ci].r, C = 3 * r * r;
+        float *in = malloc(sizeof(float) * (size_t)C * H * W);
+        float *wt = malloc(sizeof(float) * (size_t)3 * C), bias[3] = {0.1f, -0.2f, 0.3f};
+        CHECK(in && wt);
+        fill(in, (size_t)C * H * W, 70 + (uint32_t)ci, 1.0f);
+        fill(wt, (size_t)3 * C, 80 + (uint32_t)ci, 0.3f);
+        float *res[2][2] = {{NULL, NULL}, {NULL, NULL}};
+        size_t bytes[2] = {0, 0};
+        for (int fused = 0; fused < 2; fused++) {
+            nn_graph *g = nn_graph_new();
+            int x = nn_input(g, C);
+            nn_conv_desc d = nn_conv_desc_defaults();
+            d.out_c = 3;
+            int small = nn_conv2d(g, x, &d, wt, bias);
+            int up = cases[ci].by_size
+                         ? nn_interp(g, small, NN_INTERP_NEAREST, 0, 0, H * r, W * r, 0)
+                         : nn_interp(g, small, NN_INTERP_NEAREST, (float)r, (float)r, 0, 0, 0);
+            int ps = nn_pixel_shuffle(g, nn_relu(g, x), r);
+            int y = cases[ci].swap ? nn_binary(g, NN_ADD, up, ps) : nn_binary(g, NN_ADD, ps, up);
+            if (!fused) nn_relu(g, up); /* a second reader, never run */
+            CHECK_OK(nn_graph_set_output(g, y));
+            CHECK_OK(nn_graph_plan(g, NULL, H, W, &bytes[fused]));
+            for (int t = 0; t < 2; t++) {
+                upres_ctx *ctx = ctx_threads(t ? 3 : 1);
+                nn_tensor tin = {C, H, W, in}, tout = {0, 0, 0, NULL};
+                res[fused][t] = malloc(sizeof(float) * 3 * (size_t)(H * r) * (size_t)(W * r));
+                CHECK(ctx && res[fused][t]);
+                tout.data = res[fused][t];
+                CHECK_OK(nn_graph_run(g, ctx, &tin, &tout));
+                CHECK_EQ(tout.c, 3);
+                CHECK_EQ(tout.h, H * r);
+                CHECK_EQ(tout.w, W * r);
+                upres_ctx_free(ctx);
+            }
+            nn_graph_free(g);
+        }
+        CHECKF(bytes[1] < bytes[0], "case %zu: fused arena %zu, unfused %zu", ci, bytes[1],
+               bytes[0]);
+        const size_t n = 3 * (size_t)(H * r) * (size_t)(W * r);
+        for (int t = 0; t < 2; t++)
+            CHECKF(memcmp(res[1][t], res[0][0], n * sizeof(float)) == 0,
+                   "case %zu, %d threads: fused result differs", ci, t ? 3 : 1);
+        for (int f = 0; f < 2; f++)
+            for (int t = 0; t < 2; t++) free(res[f][t]);
+        free(in);
+        free(wt);
+    }
+}
+
 /* A chain of elementwise ops needs exactly two buffers (ping-pong), and a
  * value read late keeps its buffer alive until then. */
 TEST(nn_plan_reuses_dead_buffers)
