@@ -312,10 +312,12 @@ static void acc_rows(void *user, uint64_t k0, uint64_t k1)
  * size) and accumulates the weighted results into `dst` (f32, 1 or 3
  * channels, the input's size times the model's scale, zeroed). A 1-channel
  * source feeds every input channel of a 3-channel model; a 1-channel dst
- * receives the mean of a 3-channel model's outputs.
+ * receives the mean of a 3-channel model's outputs. With `direct` (one
+ * tile only; dst unused) the tile's output is left in the model instead and
+ * *direct points at it ([out_c][win_h*s][win_w*s]).
  */
 static int run_tiles(upres_ctx *ctx, upres_model *m, tiling *t, const upres_image *src,
-                     upres_image *dst, uint64_t *done, uint64_t total)
+                     upres_image *dst, const float **direct, uint64_t *done, uint64_t total)
 {
     const int s = m->scale, W = (int)src->width, H = (int)src->height;
     const int sc = (int)src->channels;
@@ -342,30 +344,34 @@ static int run_tiles(upres_ctx *ctx, upres_model *m, tiling *t, const upres_imag
             const float *tout;
             st = upres__model_run_buf(ctx, m, t->in, t->win_h, t->win_w, &tout);
             if (st) break;
-            /* Only the core goes into the result; the context around it
-             * exists so the core sees real neighbours. */
-            const size_t dx0 = (size_t)t->ax.pos[tx] * s;
-            /* The last core may hang past the image end (grid alignment). */
-            const int kmax = (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s) < ch
-                                 ? (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s)
-                                 : ch;
-            acc_job aj = {tout,
-                          dst,
-                          t->ay.w + (size_t)ty * ch,
-                          t->ax.w + (size_t)tx * cw,
-                          t->ay.before * s,
-                          t->ax.before * s,
-                          (size_t)t->ay.pos[ty] * s,
-                          dx0,
-                          (int)((size_t)W * s - dx0) < cw ? (int)((size_t)W * s - dx0) : cw,
-                          ow,
-                          m->out_c,
-                          out_plane};
-            /* On the calling thread: the first tile touches dst's fresh
-             * pages, and page faults from two threads at once contend in
-             * the kernel (measured: a 128x128 SRVGGNetCompact upscale took
-             * 15 % longer with this pass on the pool). */
-            acc_rows(&aj, 0, (uint64_t)kmax);
+            if (direct) {
+                *direct = tout;
+            } else {
+                /* Only the core goes into the result; the context around it
+                 * exists so the core sees real neighbours. */
+                const size_t dx0 = (size_t)t->ax.pos[tx] * s;
+                /* The last core may hang past the image end (grid alignment). */
+                const int kmax = (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s) < ch
+                                     ? (int)((size_t)H * s - (size_t)t->ay.pos[ty] * s)
+                                     : ch;
+                acc_job aj = {tout,
+                              dst,
+                              t->ay.w + (size_t)ty * ch,
+                              t->ax.w + (size_t)tx * cw,
+                              t->ay.before * s,
+                              t->ax.before * s,
+                              (size_t)t->ay.pos[ty] * s,
+                              dx0,
+                              (int)((size_t)W * s - dx0) < cw ? (int)((size_t)W * s - dx0) : cw,
+                              ow,
+                              m->out_c,
+                              out_plane};
+                /* On the calling thread: the first tile touches dst's fresh
+                 * pages, and page faults from two threads at once contend in
+                 * the kernel (measured: a 128x128 SRVGGNetCompact upscale took
+                 * 15 % longer with this pass on the pool). */
+                acc_rows(&aj, 0, (uint64_t)kmax);
+            }
             ++*done;
             st = upres__progress(ctx, "upscale", *done, total);
             if (st) st = upres__fail(ctx, st, "upscale: cancelled");
@@ -445,6 +451,12 @@ typedef struct finish_job {
     upres_image *res;
     const upres_image *color, *alpha, *chroma; /* alpha, chroma may be NULL */
     int rgb_net, C;
+    /* Instead of color (NULL then): the network's planar RGB output, pixel
+     * (x, y) of channel c at planar[c*plane + (oy+y)*stride + ox+x],
+     * clamped here. */
+    const float *planar;
+    size_t plane, stride;
+    int oy, ox;
 } finish_job;
 
 static void finish_rows(void *user, uint64_t y0, uint64_t y1)
@@ -455,6 +467,17 @@ static void finish_rows(void *user, uint64_t y0, uint64_t y1)
     for (uint64_t yy = y0; yy < y1; yy++) {
         const uint32_t y = (uint32_t)yy;
         void *orow = upres_image_row(res, y);
+        if (J->planar) {
+            const float *p = J->planar + (size_t)(J->oy + (int)y) * J->stride + (size_t)J->ox;
+            const float *ar = J->alpha ? frow(J->alpha, y) : NULL;
+            for (uint32_t x = 0; x < res->width; x++) {
+                size_t o = (size_t)x * C;
+                for (int c = 0; c < 3; c++)
+                    put01(orow, res->depth, o + c, clamp01(p[(size_t)c * J->plane + x]));
+                if (ar) put01(orow, res->depth, o + C - 1, ar[x]);
+            }
+            continue;
+        }
         const float *cr = frow(J->color, y);
         const float *ar = J->alpha ? frow(J->alpha, y) : NULL;
         const float *chr = J->chroma ? frow(J->chroma, y) : NULL;
@@ -603,24 +626,40 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
         st = upres__fail(ctx, st, "upscale: cancelled");
         goto done;
     }
-    if ((st = new_f32(ctx, NW, NH, rgb_net ? 3 : 1, &wk.color, "network output"))) goto done;
-    if ((st = run_tiles(ctx, model, &tl, wk.color_src, wk.color, &tiles_done, total))) goto done;
-    /* Networks overshoot [0,1]; clamping before the exact-size resize (as
-     * Real-ESRGAN does before its outscale resize) keeps that overshoot from
-     * shifting edges and feeding lanczos ringing. */
-    if ((st = clamp_image(ctx, wk.color))) goto done;
+    /* One tile of an RGB network and no resize after it (an image within
+     * the tile budget, at the model's scale): the last step reads the
+     * tile's output where the model left it, with no network-size image in
+     * between; the pixels are the same, as a lone tile's weights are 1. */
+    const int direct = tl.ax.n == 1 && tl.ay.n == 1 && rgb_net && !alpha_net &&
+                       model->out_c == 3 && tw == NW && th == NH;
+    const float *planar = NULL;
+    if (direct) {
+        if ((st = run_tiles(ctx, model, &tl, wk.color_src, NULL, &planar, &tiles_done, total)))
+            goto done;
+    } else {
+        if ((st = new_f32(ctx, NW, NH, rgb_net ? 3 : 1, &wk.color, "network output"))) goto done;
+        if ((st = run_tiles(ctx, model, &tl, wk.color_src, wk.color, NULL, &tiles_done, total)))
+            goto done;
+        /* Networks overshoot [0,1]; clamping before the exact-size resize
+         * (as Real-ESRGAN does before its outscale resize) keeps that
+         * overshoot from shifting edges and feeding lanczos ringing. */
+        if ((st = clamp_image(ctx, wk.color))) goto done;
+    }
+    const int oy = tl.ay.before * s, ox = tl.ax.before * s;
+    const size_t ostride = (size_t)tl.win_w * (size_t)s;
+    const size_t oplane = ostride * (size_t)tl.win_h * (size_t)s;
     upres_image_free(wk.color_src);
     wk.color_src = NULL;
     if (alpha_net) {
         if ((st = new_f32(ctx, NW, NH, 1, &wk.alpha, "network alpha"))) goto done;
-        if ((st = run_tiles(ctx, model, &tl, wk.alpha_src, wk.alpha, &tiles_done, total)))
+        if ((st = run_tiles(ctx, model, &tl, wk.alpha_src, wk.alpha, NULL, &tiles_done, total)))
             goto done;
         if ((st = clamp_image(ctx, wk.alpha))) goto done;
     }
     tiling_free(&tl);
 
     /* Exact size. */
-    if ((st = resize_to(ctx, &wk.color, tw, th, UPRES_FILTER_LANCZOS3))) goto done;
+    if (!direct && (st = resize_to(ctx, &wk.color, tw, th, UPRES_FILTER_LANCZOS3))) goto done;
     if (has_alpha) {
         if (!alpha_net) {
             wk.alpha = wk.alpha_src;
@@ -642,8 +681,17 @@ int upres_upscale(upres_ctx *ctx, upres_model *model, const upres_image *in,
         st = upres__fail(ctx, st, "upscale: cannot copy the ICC profile");
         goto done;
     }
-    finish_job fj = {res, wk.color, has_alpha ? wk.alpha : NULL, luma ? wk.chroma : NULL,
-                     rgb_net, (int)C};
+    finish_job fj = {.res = res,
+                     .color = wk.color,
+                     .alpha = has_alpha ? wk.alpha : NULL,
+                     .chroma = luma ? wk.chroma : NULL,
+                     .rgb_net = rgb_net,
+                     .C = (int)C,
+                     .planar = planar,
+                     .plane = oplane,
+                     .stride = ostride,
+                     .oy = oy,
+                     .ox = ox};
     if ((st = upres__parallel_for(ctx, NULL, th, 16, finish_rows, &fj))) {
         upres_image_free(res);
         goto done;
