@@ -6,7 +6,12 @@
  * the progress callback only ever runs on the caller's thread. Every worker
  * takes part in every job (possibly finding no chunk left) and checks out of
  * it before the caller returns: so no worker can still be looking at a job's
- * fields when the next job overwrites them. */
+ * fields when the next job overwrites them.
+ *
+ * A network runs dozens of short jobs back to back, and waking a sleeping
+ * thread costs tens of microseconds (more in a VM), so both sides first
+ * spin briefly (POOL_SPIN_NS) on the atomic they wait for before sleeping
+ * on the condition variable; the mutex still orders the job's fields. */
 #include "core_internal.h"
 
 #include <pthread.h>
@@ -14,7 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a thread spins before sleeping: longer than the gap between two
+ * jobs of a network (the caller's serial work between its layers), short
+ * enough that an idle pool stops using CPU at once. */
+#define POOL_SPIN_NS 200000
 
 struct upres_ctx {
     upres_limits limits;
@@ -27,7 +38,7 @@ struct upres_ctx {
     pthread_mutex_t mu;
     pthread_cond_t wake;   /* workers wait here for a new job */
     pthread_cond_t idle;   /* the caller waits here for chunks to finish */
-    uint64_t generation;   /* bumped for every job */
+    atomic_uint_fast64_t generation; /* bumped for every job (under mu) */
     int quit;
 
     /* the current job */
@@ -37,7 +48,7 @@ struct upres_ctx {
     atomic_uint_fast64_t next;      /* next chunk to hand out */
     atomic_uint_fast64_t finished;  /* chunks completed */
     atomic_int cancel;
-    int checked_out;                /* workers done with the current job */
+    atomic_int checked_out;         /* workers done with the current job (under mu) */
 };
 
 upres_ctx_desc upres_ctx_desc_defaults(void)
@@ -63,20 +74,57 @@ static void run_chunks(upres_ctx *c)
     }
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins up to POOL_SPIN_NS until *gen differs from seen (1) or not (0). */
+static int spin_for_job(const atomic_uint_fast64_t *gen, uint64_t seen)
+{
+    const uint64_t t0 = now_ns();
+    for (unsigned i = 0;; i++) {
+        if (atomic_load(gen) != seen) return 1;
+        cpu_relax();
+        if ((i & 63) == 63 && now_ns() - t0 > POOL_SPIN_NS) return 0;
+    }
+}
+
+/* Spins up to POOL_SPIN_NS until *n reaches want. */
+static void spin_for_count(const atomic_int *n, int want)
+{
+    const uint64_t t0 = now_ns();
+    for (unsigned i = 0; atomic_load(n) < want; i++) {
+        cpu_relax();
+        if ((i & 63) == 63 && now_ns() - t0 > POOL_SPIN_NS) return;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     upres_ctx *c = arg;
     uint64_t seen = 0;
-    pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->quit && c->generation == seen) pthread_cond_wait(&c->wake, &c->mu);
+        spin_for_job(&c->generation, seen);
+        pthread_mutex_lock(&c->mu);
+        while (!c->quit && atomic_load(&c->generation) == seen) pthread_cond_wait(&c->wake, &c->mu);
         if (c->quit) break;
-        seen = c->generation;
+        seen = atomic_load(&c->generation);
         pthread_mutex_unlock(&c->mu);
         run_chunks(c);
         pthread_mutex_lock(&c->mu);
-        c->checked_out++;
+        atomic_fetch_add(&c->checked_out, 1);
         pthread_cond_broadcast(&c->idle);
+        pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -195,8 +243,8 @@ int upres__parallel_for(upres_ctx *c, const char *what, uint64_t n, uint64_t chu
     atomic_store(&c->next, 0);
     atomic_store(&c->finished, 0);
     atomic_store(&c->cancel, 0);
-    c->checked_out = 0;
-    c->generation++;
+    atomic_store(&c->checked_out, 0);
+    atomic_fetch_add(&c->generation, 1);
     pthread_cond_broadcast(&c->wake);
     pthread_mutex_unlock(&c->mu);
 
@@ -218,8 +266,9 @@ int upres__parallel_for(upres_ctx *c, const char *what, uint64_t n, uint64_t chu
     }
     /* Wait until every worker has checked out of this job: only then may the
      * job fields (and the caller's `user` data) be reused. */
+    spin_for_count(&c->checked_out, c->nthreads - 1);
     pthread_mutex_lock(&c->mu);
-    while (c->checked_out < c->nthreads - 1) pthread_cond_wait(&c->idle, &c->mu);
+    while (atomic_load(&c->checked_out) < c->nthreads - 1) pthread_cond_wait(&c->idle, &c->mu);
     pthread_mutex_unlock(&c->mu);
     if (report && !cancelled) c->progress(c->progress_user, what, n, n);
     return cancelled ? UPRES_ERR_CANCELLED : UPRES_OK;
