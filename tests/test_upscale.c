@@ -526,6 +526,44 @@ TEST(upscale_gray_and_alpha)
     upres_ctx_free(ctx);
 }
 
+/* An RGB image in one tile at the model's scale skips the network-size
+ * float image (the last step reads the model's output); with the alpha
+ * through the network the colour takes the general path (accumulate, clamp,
+ * convert). Both give the same colour, bit for bit, at every depth and with
+ * the tile's context around the image. */
+TEST(upscale_direct_matches_general)
+{
+    upres_ctx *ctx = tu_ctx_1thread();
+    upres_model *m = synth_model(3, 6, 2, 23);
+    CHECK(ctx && m);
+    static const upres_depth depths[] = {UPRES_U8, UPRES_U16, UPRES_F32};
+    for (int i = 0; i < 3; i++) {
+        upres_image *rgba = make_picture(31, 23, 4, depths[i], 11), *rgb = NULL;
+        CHECK(rgba);
+        CHECK_OK(upres_image_new(&rgb, 31, 23, 3, depths[i], NULL));
+        const size_t bps = upres_depth_bytes(depths[i]);
+        for (uint32_t y = 0; y < 23; y++)
+            for (uint32_t x = 0; x < 31; x++)
+                memcpy((uint8_t *)upres_image_row(rgb, y) + 3 * bps * x,
+                       (const uint8_t *)upres_image_row(rgba, y) + 4 * bps * x, 3 * bps);
+        upres_upscale_desc d = upres_upscale_desc_defaults();
+        upres_image *direct = NULL, *general = NULL;
+        CHECK_OK(upres_upscale(ctx, m, rgb, &d, &direct));
+        d.alpha = UPRES_ALPHA_MODEL;
+        CHECK_OK(upres_upscale(ctx, m, rgba, &d, &general));
+        CHECK_EQ(direct->width, 62);
+        CHECK_EQ(direct->depth, depths[i]);
+        double e = max_diff_ch(direct, 0, general, 0, 3);
+        CHECKF(e == 0, "depth %d: colour differs by %g", (int)depths[i], e);
+        upres_image_free(rgba);
+        upres_image_free(rgb);
+        upres_image_free(direct);
+        upres_image_free(general);
+    }
+    upres_model_free(m);
+    upres_ctx_free(ctx);
+}
+
 TEST(upscale_rgba_depths)
 {
     upres_ctx *ctx = tu_ctx_1thread();

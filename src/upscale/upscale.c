@@ -470,6 +470,17 @@ static void finish_rows(void *user, uint64_t y0, uint64_t y1)
         if (J->planar) {
             const float *p = J->planar + (size_t)(J->oy + (int)y) * J->stride + (size_t)J->ox;
             const float *ar = J->alpha ? frow(J->alpha, y) : NULL;
+            if (res->depth == UPRES_U8 && C == 3) {
+                /* The common case without put01's switch per sample. */
+                uint8_t *o8 = orow;
+                const float *p0 = p, *p1 = p + J->plane, *p2 = p + 2 * J->plane;
+                for (uint32_t x = 0; x < res->width; x++) {
+                    o8[3 * (size_t)x] = upres__f2u8(clamp01(p0[x]));
+                    o8[3 * (size_t)x + 1] = upres__f2u8(clamp01(p1[x]));
+                    o8[3 * (size_t)x + 2] = upres__f2u8(clamp01(p2[x]));
+                }
+                continue;
+            }
             for (uint32_t x = 0; x < res->width; x++) {
                 size_t o = (size_t)x * C;
                 for (int c = 0; c < 3; c++)
