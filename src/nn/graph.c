@@ -716,7 +716,7 @@ static int fuse(nn_graph *g)
     }
     for (int i = 0; i < g->n && st == UPRES_OK; i++) {
         nn_node *B = &g->nodes[i];
-        if (B->op != OP_BINARY || B->mode != NN_ADD || B->a == B->b) continue;
+        if (B->op != OP_BINARY || B->mode != NN_ADD || B->absorbed || B->a == B->b) continue;
         for (int k = 0; k < 2; k++) {
             int p = k ? B->b : B->a, q = k ? B->a : B->b;
             nn_node *P = &g->nodes[p], *I = &g->nodes[q];
