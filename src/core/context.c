@@ -10,11 +10,13 @@
  *
  * A network runs dozens of short jobs back to back, and waking a sleeping
  * thread costs tens of microseconds (more in a VM), so both sides first
- * spin briefly (POOL_SPIN_NS) on the atomic they wait for before sleeping
- * on the condition variable; the mutex still orders the job's fields. */
+ * spin briefly (POOL_SPIN_NS, yielding after the first microseconds) on the
+ * atomic they wait for before sleeping on the condition variable; the mutex
+ * still orders the job's fields. */
 #include "core_internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,25 +90,34 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins up to POOL_SPIN_NS until *gen differs from seen (1) or not (0). */
-static int spin_for_job(const atomic_uint_fast64_t *gen, uint64_t seen)
+/* One step of a wait: a pause for the first few microseconds, then a
+ * yield, so a spinning thread gives its CPU to any other runnable thread
+ * (more threads than CPUs, or other processes) instead of taking it from
+ * the workers it waits for. Returns 0 once POOL_SPIN_NS have passed. */
+static int spin_step(unsigned i, uint64_t t0)
+{
+    if (i < 256) {
+        cpu_relax();
+        return 1;
+    }
+    sched_yield();
+    return now_ns() - t0 <= POOL_SPIN_NS;
+}
+
+/* Spins up to POOL_SPIN_NS until *gen differs from seen. */
+static void spin_for_job(const atomic_uint_fast64_t *gen, uint64_t seen)
 {
     const uint64_t t0 = now_ns();
-    for (unsigned i = 0;; i++) {
-        if (atomic_load(gen) != seen) return 1;
-        cpu_relax();
-        if ((i & 63) == 63 && now_ns() - t0 > POOL_SPIN_NS) return 0;
-    }
+    for (unsigned i = 0; atomic_load(gen) == seen; i++)
+        if (!spin_step(i, t0)) return;
 }
 
 /* Spins up to POOL_SPIN_NS until *n reaches want. */
 static void spin_for_count(const atomic_int *n, int want)
 {
     const uint64_t t0 = now_ns();
-    for (unsigned i = 0; atomic_load(n) < want; i++) {
-        cpu_relax();
-        if ((i & 63) == 63 && now_ns() - t0 > POOL_SPIN_NS) return;
-    }
+    for (unsigned i = 0; atomic_load(n) < want; i++)
+        if (!spin_step(i, t0)) return;
 }
 
 static void *worker_main(void *arg)
