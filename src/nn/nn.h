@@ -17,7 +17,9 @@
  *   4. nn_graph_run(): any number of times, on inputs of the planned size.
  * The first plan (or nn_graph_out_size) also fuses the graph: a conv absorbs
  * a concat feeding it and a following activation, PReLU, x*s and residual
- * add where no other node reads the values between (see fuse() in graph.c).
+ * add, and an add of a pixel shuffle and a nearest interpolation becomes one
+ * pass, where no other node reads the values between (see fuse() in
+ * graph.c).
  * After that no node can be added, and only values that still exist can be
  * made the output (nn_graph_set_output fails on an absorbed one).
  *

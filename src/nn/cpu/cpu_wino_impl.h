@@ -134,22 +134,14 @@ static inline __attribute__((always_inline)) void wino_at(v8 r[8])
     r[6] = r[7] = WSPLAT(0.0f);
 }
 
-/* Transforms channels [c0, in_c) of the input patches of tiles [t0, t0+nt)
- * of the block into V with cs channels per triple (ntp slots per channel;
- * the padding slots get zeros). */
-static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int c0, size_t cs,
-                       float *restrict V)
+/* Transforms channels [c0, in_c) of the input patches of the block's nt
+ * tiles (tile k's output corner at row ty[k], column tx[k]) into V with cs
+ * channels per triple (ntp slots per channel; the padding slots get zeros). */
+static void wino_input(const nncpu_wino_job *jb, const int *ty, const int *tx, int nt, int ntp,
+                       int c0, size_t cs, float *restrict V)
 {
     const int H = jb->io.h, W = jb->io.w;
     const size_t jstride = 24;
-    /* Each tile's patch corner, once per block rather than once per
-     * channel (a division each). */
-    int py[NNCPU_WINO_MAX_NT], px[NNCPU_WINO_MAX_NT];
-    for (int k = 0; k < nt; k++) {
-        size_t t = t0 + (size_t)k;
-        py[k] = (int)(t / (size_t)jb->tiles_x) * 6 - jb->pad_t;
-        px[k] = (int)(t % (size_t)jb->tiles_x) * 6 - jb->pad_l;
-    }
     for (int ic = c0; ic < jb->io.in_c; ic++) {
         const float *src = jb->io.chan[ic];
         for (int k = 0; k < ntp; k++) {
@@ -160,7 +152,7 @@ static void wino_input(const nncpu_wino_job *jb, size_t t0, int nt, int ntp, int
                 for (int j = 0; j < 8; j++) WSTORE(vc + j * jstride, WSPLAT(0.0f));
                 continue;
             }
-            const int y0 = py[k], x0 = px[k];
+            const int y0 = ty[k] - jb->pad_t, x0 = tx[k] - jb->pad_l;
             if (y0 >= 0 && x0 >= 0 && y0 + 8 <= H && x0 + 8 <= W) {
                 const float *p = src + (size_t)y0 * (size_t)W + (size_t)x0;
                 #pragma GCC unroll 8
@@ -298,8 +290,9 @@ static inline __attribute__((always_inline)) void wino_act(v8 *v, nn_act act, fl
     }
 }
 
-/* Output transform and the fused epilogue of tiles [t0, t0+nt), for
- * activation `act` (a constant where wino_output inlines it). The job's
+/* Output transform and the fused epilogue of the block's nt tiles (corners
+ * ty, tx as for wino_input), for activation `act` (a constant where
+ * wino_output inlines it). The job's
  * epilogue operands are read once into locals: the output stores could
  * alias them as far as the compiler knows, and reloading them after every
  * row cost more than the arithmetic. A whole tile (6x6 inside the output)
@@ -308,7 +301,8 @@ static inline __attribute__((always_inline)) void wino_act(v8 *v, nn_act act, fl
  * is stored as 8 floats, whose last 2 that neighbour overwrites later (it
  * is written by this worker, after this one, for every channel). */
 static inline __attribute__((always_inline)) void
-wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, size_t t0, int nt, int ntp,
+wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, const int *ty, const int *tx,
+                int nt, int ntp,
                 const float *restrict M)
 {
     const int OH = jb->io.out->h, OWi = jb->io.out->w, OC = jb->io.out->c;
@@ -319,16 +313,10 @@ wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, size_t t0, int n
     const int per_slope = jb->io.nslopes != 1, scaled = post && scale != 1.0f;
     const float *const resp = post ? jb->io.res : NULL;
     const int res_full = resp && jb->io.res_full, res_scalar = resp && !jb->io.res_full;
-    const int tiles_x = jb->tiles_x, nob = jb->ocp / 4;
-    int py[NNCPU_WINO_MAX_NT], px[NNCPU_WINO_MAX_NT];
-    for (int k = 0; k < nt; k++) {
-        size_t t = t0 + (size_t)k;
-        py[k] = (int)(t / (size_t)tiles_x) * 6;
-        px[k] = (int)(t % (size_t)tiles_x) * 6;
-    }
+    const int nob = jb->ocp / 4;
     for (int ob = 0; ob < nob; ob++)
         for (int k = 0; k < nt; k++) {
-            const int y0 = py[k], x0 = px[k];
+            const int y0 = ty[k], x0 = tx[k];
             int rows = OH - y0 < 6 ? OH - y0 : 6;
             int cols = OWi - x0 < 6 ? OWi - x0 : 6;
             const int full = rows == 6 && cols == 6;
@@ -395,12 +383,13 @@ wino_output_act(const nncpu_wino_job *jb, nn_act act, int post, size_t t0, int n
 
 /* One copy of the output loop per activation, and per whether a scale or
  * residual follows it, so no row tests them. */
-static void wino_output(const nncpu_wino_job *jb, size_t t0, int nt, int ntp,
+static void wino_output(const nncpu_wino_job *jb, const int *ty, const int *tx, int nt, int ntp,
                         const float *restrict M)
 {
     const int post = jb->io.scale != 1.0f || jb->io.res;
 #define WINO_OUT(a)                                                                        \
-    (post ? wino_output_act(jb, a, 1, t0, nt, ntp, M) : wino_output_act(jb, a, 0, t0, nt, ntp, M))
+    (post ? wino_output_act(jb, a, 1, ty, tx, nt, ntp, M)                                   \
+          : wino_output_act(jb, a, 0, ty, tx, nt, ntp, M))
     switch (jb->io.act) {
     case NN_ACT_RELU: WINO_OUT(NN_ACT_RELU); break;
     case NN_ACT_LEAKY: WINO_OUT(NN_ACT_LEAKY); break;
@@ -424,7 +413,15 @@ void WINO_NAME(nncpu_wino_block)(const nncpu_wino_job *jb, size_t t0, int nt, fl
         V = jb->io.wcache + t0 / 3 * cs * 192;
         M = scratch;
     }
-    wino_input(jb, t0, nt, ntp, c0, cs, V);
+    /* Each tile's output corner, once per block rather than once per
+     * channel in the transforms (a division each). */
+    int ty[NNCPU_WINO_MAX_NT], tx[NNCPU_WINO_MAX_NT];
+    for (int k = 0; k < nt; k++) {
+        size_t t = t0 + (size_t)k;
+        ty[k] = (int)(t / (size_t)jb->tiles_x) * 6;
+        tx[k] = (int)(t % (size_t)jb->tiles_x) * 6;
+    }
+    wino_input(jb, ty, tx, nt, ntp, c0, cs, V);
     wino_gemm(jb, ntp, cs, V, M);
-    wino_output(jb, t0, nt, ntp, M);
+    wino_output(jb, ty, tx, nt, ntp, M);
 }
