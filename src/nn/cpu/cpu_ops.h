@@ -125,6 +125,8 @@ typedef struct nncpu_wino_job {
     int ocp;                  /* out_c rounded up to 4 */
     const float *U;           /* transformed weights (nncpu_wino_pack) */
     int tiles_x;              /* tiles per row; tile t is row t / tiles_x */
+    int prefetch;             /* 1: the GEMM prefetches U and V one step ahead
+                                 (few blocks per worker, so U is not cached) */
 } nncpu_wino_job;
 
 /* The most tiles in one block. */

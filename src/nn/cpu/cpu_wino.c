@@ -202,6 +202,10 @@ int nncpu_wino_conv(upres_ctx *ctx, const nncpu_conv_io *io, const nn_conv_desc 
     w.nt = wino_nt(d, io->in_c, w.tiles, threads, io->wcache != NULL);
     w.nblocks = (w.tiles + (size_t)w.nt - 1) / (size_t)w.nt;
     if ((size_t)threads > w.nblocks) threads = (int)w.nblocks;
+    /* At most two blocks per worker: each reads the convolution's U about
+     * once, from DRAM when the model's weights exceed the caches (RRDBNet
+     * at 64x64); with more, later blocks find it in L3 (see wino_gemm). */
+    jb->prefetch = w.nblocks <= 2 * (size_t)threads;
     w.simd = nncpu_simd();
     w.scratch = scratch;
     /* As the planner lays the slots out: nncpu_conv_scratch rounded to 16. */

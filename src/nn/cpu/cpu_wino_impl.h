@@ -224,9 +224,12 @@ static void wino_input(const nncpu_wino_job *jb, const int *ty, const int *tx, i
  * inference, and its dense blocks' V from the chain's whole-image cache
  * in L3; the hardware prefetchers restart at every 4 KiB page, so without
  * this the GEMM waited on those misses (x4plus and anime6b at 64x64:
- * 10-13 % faster end to end; SRVGGNetCompact, whose U and V are cached,
- * is unchanged). Prefetches only read and never fault: they do not
- * change any result. */
+ * 10-13 % faster end to end). Only jobs of a few blocks per worker do
+ * this (nncpu_wino_job.prefetch): where every worker runs many blocks,
+ * as SRVGGNetCompact's at 128x128, the U of a convolution is read again
+ * by each block and comes from L3, and the prefetch instructions made the
+ * whole network 3 % slower. Prefetches only read and never fault: they
+ * do not change any result. */
 static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float *restrict V,
                       float *restrict M)
 {
@@ -266,7 +269,8 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
                 /* U: 128 bytes per channel, its lines spread over the
                  * triples. V: the next pass's channels are 96 bytes each,
                  * back to back in every triple; lines [va, vb) of each. */
-                const size_t ulines = knu * 2, vlines = (knv * 24 + 15) / 16;
+                const size_t ulines = jb->prefetch ? knu * 2 : 0;
+                const size_t vlines = jb->prefetch ? (knv * 24 + 15) / 16 : 0;
                 const size_t va = ob * vlines / nob, vb = (ob + 1) * vlines / nob;
                 for (int t = 0; t < ntp; t += 3) {
                     const size_t q = (size_t)t / 3;
