@@ -269,17 +269,18 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
                 /* U: 128 bytes per channel, its lines spread over the
                  * triples. V: the next pass's channels are 96 bytes each,
                  * back to back in every triple; lines [va, vb) of each. */
-                const size_t ulines = jb->prefetch ? knu * 2 : 0;
-                const size_t vlines = jb->prefetch ? (knv * 24 + 15) / 16 : 0;
+                const size_t ulines = knu * 2, vlines = (knv * 24 + 15) / 16;
                 const size_t va = ob * vlines / nob, vb = (ob + 1) * vlines / nob;
                 for (int t = 0; t < ntp; t += 3) {
                     const size_t q = (size_t)t / 3;
-                    for (size_t l = q * ulines / ntr; l < (q + 1) * ulines / ntr; l++)
-                        __builtin_prefetch(un + l * 16, 0, 3);
-                    if (vn)
-                        for (size_t l = va; l < vb; l++)
-                            __builtin_prefetch(vn + q * cs * 192 + l * 16, 0, 2);
-                    const float *v = V + (((size_t)(t / 3) * 8 + (size_t)j) * cs + k0) * 24;
+                    if (jb->prefetch) {
+                        for (size_t l = q * ulines / ntr; l < (q + 1) * ulines / ntr; l++)
+                            __builtin_prefetch(un + l * 16, 0, 3);
+                        if (vn)
+                            for (size_t l = va; l < vb; l++)
+                                __builtin_prefetch(vn + q * cs * 192 + l * 16, 0, 2);
+                    }
+                    const float *v = V + ((q * 8 + (size_t)j) * cs + k0) * 24;
                     /* M[ob][t + c][j][r] */
                     float *m = M + ((ob * (size_t)ntp + (size_t)t) * 8 + (size_t)j) * 32;
                     v8 c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32;
