@@ -268,8 +268,9 @@ static void wino_gemm(const nncpu_wino_job *jb, int ntp, size_t cs, const float 
                 }
                 /* U: 128 bytes per channel, its lines spread over the
                  * triples. V: the next pass's channels are 96 bytes each,
-                 * back to back in every triple; lines [va, vb) of each. */
-                const size_t ulines = knu * 2, vlines = (knv * 24 + 15) / 16;
+                 * back to back in every triple; lines [va, vb) of each
+                 * (whole lines only, so no address passes the slice). */
+                const size_t ulines = knu * 2, vlines = knv * 24 / 16;
                 const size_t va = ob * vlines / nob, vb = (ob + 1) * vlines / nob;
                 for (int t = 0; t < ntp; t += 3) {
                     const size_t q = (size_t)t / 3;
