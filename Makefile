@@ -89,6 +89,7 @@ demo: all $(BUILD)/make_sample
 bench: all
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/resize.sh
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/merge_rss.sh
+	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/proxy_fidelity.sh
 	UPRES_BIN=$(BUILD)/upres UPRES_SHARED=$(UPRES_SHARED) bench/nn.sh
 
 fuzz:

@@ -534,6 +534,26 @@ typedef struct upres_delta_upscale {
     double timeout_s;         /* for command; default 600 */
 } upres_delta_upscale;
 
+/* How merge carries the change back to the original. */
+typedef enum upres_merge_method {
+    UPRES_MERGE_AUTO = 0, /* per image: delta, guided or guided + residual,
+                             whichever predicts the processed proxy best from
+                             a fit at half the proxy's resolution */
+    UPRES_MERGE_DELTA,    /* add the upscaled delta (imgproxyproc's merge) */
+    UPRES_MERGE_GUIDED    /* bilateral grid of affine colour transforms */
+} upres_merge_method;
+
+/* What a merge did (filled when upres_merge_desc.report is set). */
+typedef struct upres_merge_report {
+    upres_merge_method method;  /* DELTA or GUIDED: what was applied */
+    int residual;               /* GUIDED: the residual was added */
+    /* AUTO only: PSNR (dB, capped at 99) with which delta, guided and guided
+     * + residual fitted at half resolution predict the processed proxy. */
+    double auto_psnr[3];
+    int grid_nx, grid_ny, grid_nz; /* GUIDED: cells of the grid */
+    int iterations;             /* GUIDED: conjugate-gradient iterations */
+} upres_merge_report;
+
 typedef struct upres_merge_desc {
     const char *original_path;        /* read in strips (upres_reader) */
     const char *output_path;          /* written in strips (upres_writer), atomically */
@@ -545,13 +565,27 @@ typedef struct upres_merge_desc {
     upres_encode_desc encode;         /* format required */
     const char *temp_dir;             /* for external tools; NULL = default */
     uint32_t strip_rows;              /* rows per strip; 0 = 64 */
+    /* Method (default AUTO). GUIDED and AUTO recompute the proxy from the
+     * original as split made it (proxy_filter, proxy_depth: the metadata's
+     * filter and proxy_depth; defaults LANCZOS3 and U8) and take processed =
+     * proxy + delta (+ refined delta), clipped to [0,1]. An upscale.command
+     * (external tool) needs DELTA; AUTO then uses DELTA. */
+    upres_merge_method method;
+    int residual;                     /* GUIDED: also add the fit's residual,
+                                         upscaled with upscale.filter */
+    double grid_cell;                 /* proxy pixels per cell side; default 16 */
+    int grid_bins;                    /* luma cells; default 8 (1..64) */
+    double smoothness;                /* neighbour weight; default 1 (0..1000) */
+    upres_filter proxy_filter;
+    upres_depth proxy_depth;
+    upres_merge_report *report;       /* optional: receives what was done */
 } upres_merge_desc;
 
 upres_merge_desc upres_merge_desc_defaults(void);
 
 /*
- * Applies a delta (and a refined delta) to the original and writes the
- * result: each delta is cropped to the content box, its offset removed
+ * Merges the processed proxy's change into the original and writes the
+ * result. DELTA: each delta is cropped to the content box, its offset removed
  * (127 or 32768, as float levels of the original's range), upscaled to the
  * original's size (filter: float separable resampling computed strip by
  * strip; command: the external tool's result, resized to the exact size when
@@ -562,6 +596,21 @@ upres_merge_desc upres_merge_desc_defaults(void);
  * bit-exact. Memory: strip buffers plus the delta, independent of the
  * original's height (and of its size for streaming formats, see
  * upres_reader). Progress: ("merge", rows done, rows).
+ *
+ * GUIDED: the original is read twice, once to recompute the proxy (streamed,
+ * bit-identical to upres_proxy_make), once to apply the grid. On the proxy's
+ * content box (padding excluded; pixels weighted by alpha) a grid of
+ * (content/grid_cell) x ... x grid_bins cells of 3x4 affine colour transforms
+ * over (x, y, luma) is fitted by least squares with smoothness between
+ * neighbouring cells and a weak pull toward the identity; each pixel of the
+ * original gets the trilinear blend of the transforms at its position and
+ * luma, applied to its colour, plus with `residual` the upscaled part of the
+ * processed proxy the grid missed. Alpha passes through untouched (alpha
+ * changes in the delta are ignored); colour channels as for DELTA. Rounded
+ * once, clamped as DELTA. A delta of no change returns the original within
+ * +-1 level. The result does not depend on the number of threads. Memory:
+ * DELTA's plus a few proxy-sized float planes and, during the fit, about
+ * 11.5 KB per grid vertex ((cells_x+1)(cells_y+1)(grid_bins+1)).
  */
 int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc);
 

@@ -226,6 +226,74 @@ TEST(cli_merge_identity_is_bit_exact)
     }
 }
 
+/* A channel-mixing grade with offsets, on 8-bit RGB. */
+static void grade8(upres_image *p)
+{
+    for (uint32_t y = 0; y < p->height; y++) {
+        uint8_t *r = upres_image_row(p, y);
+        for (uint32_t x = 0; x < p->width; x++) {
+            double v[3] = {r[3 * x] / 255.0, r[3 * x + 1] / 255.0, r[3 * x + 2] / 255.0};
+            double o[3] = {1.1 * v[0] + 0.1 * v[1] - 0.15 * v[2] + 0.03,
+                           -0.05 * v[0] + 0.9 * v[1] + 0.1 * v[2] + 0.02,
+                           -0.1 * v[0] + 0.05 * v[1] + 0.8 * v[2] + 0.1};
+            for (int c = 0; c < 3; c++)
+                r[3 * x + c] = (uint8_t)floor((o[c] < 0 ? 0 : o[c] > 1 ? 1 : o[c]) * 255 + 0.5);
+        }
+    }
+}
+
+static double psnr8(const upres_image *a, const upres_image *b)
+{
+    size_t n = (size_t)a->width * a->height * a->channels;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)((uint8_t *)a->data)[i] - ((uint8_t *)b->data)[i];
+        s += d * d;
+    }
+    return s > 0 ? 10 * log10(255.0 * 255.0 * n / s) : 99;
+}
+
+/* --method: guided carries a grade into the original's texture, which the
+ * delta cannot; auto picks it; bad values are one-line usage errors. */
+TEST(cli_merge_methods)
+{
+    upres_image *orig = picture(640, 480, 3, UPRES_U8, 0, 255), *want = NULL, *m = NULL;
+    CHECK(orig);
+    CHECK_OK(upres_image_clone(orig, &want));
+    grade8(want);
+    static const char *const args[4][4] = {{"--method", "delta", NULL},
+                                           {"--method", "guided", NULL},
+                                           {"--method", "guided", "--residual", NULL},
+                                           {"-v", NULL}};
+    double psnr[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 4; k++) {
+        int st = workflow("gr.png", orig, "96", "96", grade8, NULL, args[k], &m);
+        CHECKF(st == 0, "case %d: step %d (%s)", k, st, err_);
+        if (st) break;
+        psnr[k] = psnr8(want, m);
+        upres_image_free(m);
+        m = NULL;
+    }
+    CHECKF(strstr(out_, "auto: guided") || strstr(err_, "auto: guided"),
+           "auto did not choose guided: %s%s", out_, err_);
+    CHECKF(psnr[1] > psnr[0] + 6 && psnr[2] > psnr[0] + 6 && psnr[3] > psnr[0] + 6,
+           "delta %.2f, guided %.2f, guided+residual %.2f, auto %.2f dB", psnr[0], psnr[1],
+           psnr[2], psnr[3]);
+    upres_image_free(orig);
+    upres_image_free(want);
+    const char *o = test_tmp("gr.png"), *d = test_tmp("gr_proxy_delta.png");
+    CHECK(run("merge", o, d, "--method", "fancy", NULL) == 2);
+    CHECK(one_line(err_) && strstr(err_, "delta, guided or auto"));
+    CHECK(run("merge", o, d, "--grid-bins", "0", NULL) == 2);
+    CHECK(one_line(err_) && strstr(err_, "--grid-bins"));
+    CHECK(run("merge", o, d, "--grid-cell", "0.5", NULL) == 2);
+    CHECK(run("merge", o, d, "--smoothness", "-1", NULL) == 2);
+    CHECK(run("merge", o, d, "--method", "guided", "--upscale-method", "cmd(cp %i %o)", NULL) == 2);
+    CHECK(one_line(err_) && strstr(err_, "--method delta"));
+    CHECK(run("merge", "--help", NULL) == 0);
+    CHECK(strstr(out_, "auto") && strstr(out_, "--residual"));
+}
+
 static int worst_vs(const upres_image *orig, const upres_image *m, int add)
 {
     int worst = 0;

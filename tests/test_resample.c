@@ -3,6 +3,7 @@
  * threads), linear light, alpha, regions and argument checking. */
 #include "test.h"
 #include "upres.h"
+#include "resample/resample_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -707,4 +708,78 @@ TEST(resample_extreme_sizes)
                 }
                 upres_image_free(img);
             }
+}
+
+/* The streaming resize (used to recompute proxies from streamed originals)
+ * gives exactly upres_resize's result for every path: fixed-point u8, float
+ * (u16, f32, alpha), skipped passes, same size, nearest, upscaling, and any
+ * batch sizes of pushed rows. */
+TEST(resample_stream_matches_whole_resize)
+{
+    static const struct {
+        uint32_t w, h, ch;
+        upres_depth d;
+        uint32_t ow, oh;
+        upres_filter f;
+    } cases[] = {
+        {517, 389, 3, UPRES_U8, 64, 48, UPRES_FILTER_LANCZOS3},
+        {517, 389, 1, UPRES_U8, 100, 389, UPRES_FILTER_LANCZOS3},  /* no vertical pass */
+        {517, 389, 3, UPRES_U8, 517, 40, UPRES_FILTER_BICUBIC},    /* no horizontal pass */
+        {300, 700, 4, UPRES_U8, 31, 77, UPRES_FILTER_LANCZOS3},
+        {300, 200, 3, UPRES_U16, 57, 41, UPRES_FILTER_LANCZOS3},
+        {300, 200, 2, UPRES_U16, 57, 41, UPRES_FILTER_MITCHELL},
+        {200, 150, 3, UPRES_F32, 33, 25, UPRES_FILTER_LANCZOS3},
+        {200, 150, 3, UPRES_U8, 33, 25, UPRES_FILTER_NEAREST},
+        {120, 90, 3, UPRES_U8, 120, 90, UPRES_FILTER_LANCZOS3},    /* same size: a copy */
+        {40, 30, 4, UPRES_U8, 97, 71, UPRES_FILTER_LANCZOS3},      /* upscale */
+        {3000, 20, 3, UPRES_U8, 5, 1, UPRES_FILTER_BOX},
+    };
+    upres_ctx *ctx = NULL;
+    upres_ctx_desc cd = upres_ctx_desc_defaults();
+    cd.threads = 2;
+    CHECK_OK(upres_ctx_new(&cd, &ctx));
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        upres_image *src = tu_random_image(cases[k].w, cases[k].h, cases[k].ch,
+                                           cases[k].d == UPRES_F32 ? UPRES_U16 : cases[k].d,
+                                           (uint32_t)(900 + k)),
+                    *want = NULL, *got = NULL;
+        CHECK(src);
+        if (cases[k].d == UPRES_F32) {
+            upres_image *f = NULL;
+            CHECK_OK(upres_image_convert(src, UPRES_F32, src->channels, 1.0f, &f));
+            upres_image_free(src);
+            src = f;
+        }
+        upres_resize_desc rd = upres_resize_desc_defaults();
+        rd.width = cases[k].ow;
+        rd.height = cases[k].oh;
+        rd.filter = cases[k].f;
+        CHECK_OK(upres_resize(ctx, src, &rd, &want));
+        upres_layout L = {src->width, src->height, src->channels, src->depth};
+        upres_sresize *sr = NULL;
+        CHECK_OK(upres__sresize_new(ctx, &L, cases[k].ow, cases[k].oh, cases[k].f, &sr));
+        /* Batches of 1, 2, ... 130 rows: crossing the internal batch size. */
+        uint32_t y = 0, n = 1;
+        int st = UPRES_OK;
+        while (!st && y < src->height) {
+            uint32_t m = src->height - y < n ? src->height - y : n;
+            if (k == 0 && y > 200) {
+                /* Finishing early is refused. */
+                CHECK_EQ(upres__sresize_finish(sr, &got), UPRES_ERR_INVALID_ARG);
+                CHECK(got == NULL);
+            }
+            st = upres__sresize_push(ctx, sr, upres_image_row(src, y), src->stride, m);
+            y += m;
+            n = n % 130 + 1 + (uint32_t)k;
+        }
+        CHECK_OK(st);
+        CHECK_OK(upres__sresize_finish(sr, &got));
+        upres__sresize_free(sr);
+        CHECKF(tu_same_pixels(want, got), "case %zu: streamed result differs", k);
+        upres_image_free(src);
+        upres_image_free(want);
+        upres_image_free(got);
+    }
+    upres__sresize_free(NULL);
+    upres_ctx_free(ctx);
 }

@@ -552,6 +552,8 @@ int cli_load(const cli_global *g, upres_ctx *ctx, const char *path, int apply_or
 {
     upres_decode_desc dd = upres_decode_desc_defaults();
     dd.apply_orientation = apply_orientation;
+    upres_file_info own_info;
+    if (!info) info = &own_info; /* the verbose line below reads it */
     double t0 = cli_now();
     char p[512], status[600];
     struct stat sb;

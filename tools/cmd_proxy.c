@@ -70,20 +70,58 @@ const char cli_batch_split_help[] =
     "Example: upres batch-split 'scans/**/*.tif' 25% 25% --out-dir proxies\n";
 
 const char cli_merge_help[] =
-    "usage: upres merge ORIGINAL DELTA [--refined_delta_image PATH]\n"
+    "usage: upres merge ORIGINAL DELTA [--method auto|guided|delta] [--residual]\n"
+    "           [--grid-cell N] [--grid-bins N] [--smoothness S]\n"
+    "           [--refined_delta_image PATH]\n"
     "           [--upscale_method M] [--refined_upscale_method M]\n"
     "           [--output_image PATH] [--metadata PATH] [--cmd-timeout S]\n"
     "           [--out-dir DIR] [--force] [OUTPUT OPTIONS]\n"
     "\n"
     "Carries the change a model made to the proxy back into the full-resolution\n"
-    "ORIGINAL: the delta's padding is cropped, the delta is upscaled to\n"
-    "ORIGINAL's size and added in floating point, rounded once and clamped.\n"
-    "ORIGINAL is read and the result written in strips, so memory stays small\n"
-    "for huge PNG, JPEG and TIFF originals. 16-bit originals stay 16-bit; alpha\n"
-    "is kept. The output is STEM_merged.png beside ORIGINAL unless given.\n"
+    "ORIGINAL. ORIGINAL is read and the result written in strips, so memory\n"
+    "stays small for huge PNG, JPEG and TIFF originals. 16-bit originals stay\n"
+    "16-bit. The output is STEM_merged.png beside ORIGINAL unless given.\n"
     "\n"
+    "Methods:\n"
+    "  delta   the delta's padding is cropped, the delta is upscaled to\n"
+    "          ORIGINAL's size and added (imgproxyproc's merge). Carries what\n"
+    "          the model changed at the proxy's scale only: a colour or\n"
+    "          contrast change does not reach finer detail. Alpha changes are\n"
+    "          carried.\n"
+    "  guided  bilateral guided upsampling: the proxy is recomputed from\n"
+    "          ORIGINAL as split made it (filter and depth from the metadata),\n"
+    "          the processed proxy is proxy + delta (+ refined delta), and a\n"
+    "          grid over (x, y, luma) of 3x4 affine colour transforms is fitted\n"
+    "          to map one to the other (least squares; the padding is left out;\n"
+    "          clipped samples are released where the fit goes past the clip).\n"
+    "          Every pixel of ORIGINAL gets the transform at its place and luma,\n"
+    "          so tone curves, grades and local contrast reach full detail.\n"
+    "          Alpha passes through untouched. Reads ORIGINAL twice.\n"
+    "  auto    (default) chooses per image among delta, guided and guided +\n"
+    "          residual without ground truth: the proxy pair is halved and each\n"
+    "          method predicts the processed proxy from the proxy using the\n"
+    "          halves. The guided variant with the higher PSNR wins, unless\n"
+    "          delta predicts exactly (nothing changed) or more than 0.5 dB\n"
+    "          better: this 2x rehearsal understates the grid's gain at the\n"
+    "          original's larger scale. -v prints the scores. With cmd(...)\n"
+    "          upscaling, auto is delta.\n"
+    "An 8-bit delta holds changes of -127..+128 levels: larger ones are clipped,\n"
+    "so guided fits the clipped processed proxy, as delta adds the clipped\n"
+    "change; with --refined_delta_image (split-with-processed --refine) both\n"
+    "get the whole change. A 16-bit delta (--depth 16) is exact.\n"
+    "\n"
+    "      --method M           auto (default), guided or delta\n"
+    "      --residual           guided: also add what the grid missed at the\n"
+    "                           proxy's scale, upscaled like a delta (helps\n"
+    "                           sharpening and local edits)\n"
+    "      --grid-cell N        guided: proxy pixels per grid cell side (16)\n"
+    "      --grid-bins N        guided: luma cells, 1-64 (8)\n"
+    "      --smoothness S       guided: how strongly neighbouring cells agree,\n"
+    "                           0-1000 (1); higher is smoother, lower follows\n"
+    "                           local edits more closely\n"
     "      --refined_delta_image PATH   also apply a refined delta (from --refine)\n"
-    "      --upscale_method M   how the delta is upscaled: lanczos3 (default;\n"
+    "      --upscale_method M   how the delta (guided: the residual) is upscaled:\n"
+    "                           lanczos3 (default;\n"
     "                           'basic' is the same), bicubic, mitchell, bilinear,\n"
     "                           box, nearest, or \"cmd(PROGRAM ARGS...)\" to run an\n"
     "                           external upscaler: %i and %o in ARGS name its input\n"
@@ -832,7 +870,9 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
     upres_merge_desc md = upres_merge_desc_defaults();
     char *cmd_main = NULL, *cmd_refined = NULL;
     const char *refined_path = NULL, *output = NULL, *meta_path = NULL, *out_dir = NULL;
-    int refined_method_set = 0;
+    int refined_method_set = 0, method_set = 0;
+    upres_merge_report report;
+    md.report = &report;
     double timeout = 600;
     const char *ops[2];
     int nops = 0, rc = CLI_OK;
@@ -867,6 +907,38 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
             output = v;
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "metadata", 0, &v)) == CLI_MATCH) {
             meta_path = v;
+        } else if (r == CLI_NOMATCH && (r = cli_match(&a, "method", 0, &v)) == CLI_MATCH) {
+            if (!strcmp(v, "delta"))
+                md.method = UPRES_MERGE_DELTA;
+            else if (!strcmp(v, "guided"))
+                md.method = UPRES_MERGE_GUIDED;
+            else if (!strcmp(v, "auto"))
+                md.method = UPRES_MERGE_AUTO;
+            else
+                rc = cli_usage_error(a.cmd, "unknown --method '%s' (delta, guided or auto)",
+                                     cli_clean(v, buf, sizeof buf));
+            method_set = 1;
+        } else if (r == CLI_NOMATCH && !strcmp(arg, "--residual")) {
+            md.residual = 1;
+            a.i++;
+            continue;
+        } else if (r == CLI_NOMATCH && (r = cli_match(&a, "grid-cell", 0, &v)) == CLI_MATCH) {
+            if (!cli_parse_factor(v, &md.grid_cell) || md.grid_cell < 1 || md.grid_cell > 65535)
+                rc = cli_usage_error(a.cmd, "bad --grid-cell '%s' (proxy pixels per cell, "
+                                            "e.g. 16)", cli_clean(v, buf, sizeof buf));
+        } else if (r == CLI_NOMATCH && (r = cli_match(&a, "grid-bins", 0, &v)) == CLI_MATCH) {
+            double b;
+            if (!cli_parse_factor(v, &b) || b != floor(b) || b < 1 || b > 64)
+                rc = cli_usage_error(a.cmd, "bad --grid-bins '%s' (luma cells, 1-64, e.g. 8)",
+                                     cli_clean(v, buf, sizeof buf));
+            else
+                md.grid_bins = (int)b;
+        } else if (r == CLI_NOMATCH && (r = cli_match(&a, "smoothness", 0, &v)) == CLI_MATCH) {
+            char *e = NULL;
+            md.smoothness = strtod(v, &e);
+            if (!e || *e || !(md.smoothness >= 0 && md.smoothness <= 1000))
+                rc = cli_usage_error(a.cmd, "bad --smoothness '%s' (0-1000, default 1)",
+                                     cli_clean(v, buf, sizeof buf));
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "out-dir", 0, &v)) == CLI_MATCH) {
             out_dir = v;
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "cmd-timeout", 0, &v)) == CLI_MATCH) {
@@ -878,14 +950,22 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
             r = cli_output_option(&a, &oo);
             if (r == CLI_NOMATCH) r = cli_global_option(&a, g, &stop);
             if (r == CLI_BAD) rc = CLI_USAGE;
-            else if (stop >= 0) rc = stop;
-            else if (r == CLI_NOMATCH)
+            else if (stop >= 0) {
+                /* --help, --version: done, successfully. */
+                free(cmd_main);
+                free(cmd_refined);
+                return stop;
+            } else if (r == CLI_NOMATCH)
                 rc = cli_usage_error(a.cmd, "unknown option '%s'", cli_clean(arg, buf, sizeof buf));
             continue;
         }
         if (r == CLI_BAD) rc = CLI_USAGE;
     }
     if (rc == CLI_OK && nops != 2) rc = cli_usage_error(a.cmd, "want ORIGINAL DELTA");
+    if (rc == CLI_OK && method_set && md.method == UPRES_MERGE_GUIDED &&
+        (md.upscale.command || md.refined_upscale.command))
+        rc = cli_usage_error(a.cmd, "--method guided cannot use an external upscaler; use "
+                                    "--method delta with cmd(...)");
     if (rc != CLI_OK) {
         free(cmd_main);
         free(cmd_refined);
@@ -959,8 +1039,11 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
                               cli_clean(delta_path, p, sizeof p), delta->width, delta->height,
                               cli_clean(meta_used, q, sizeof q), meta.geom.proxy_width,
                               meta.geom.proxy_height);
-            else
+            else {
                 md.geom = &meta.geom;
+                md.proxy_filter = meta.filter;
+                md.proxy_depth = meta.proxy_depth == 16 ? UPRES_U16 : UPRES_U8;
+            }
             struct stat sb;
             if (rc == CLI_OK && meta.original_sha256[0] && stat(original, &sb) == 0) {
                 char hex[65];
@@ -1002,6 +1085,16 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
                        (uint64_t)delta->width * delta->height * delta->channels * 2 * 2;
         if (!upres_reader_is_streaming(rd)) mem += (uint64_t)L.height * row_in;
         if (md.upscale.command) mem += (uint64_t)L.height * row_out; /* tool's result, worst case */
+        if (md.method != UPRES_MERGE_DELTA && !md.upscale.command) {
+            /* The fit: ~11.5 KB per grid vertex, plus the proxy pair's planes. */
+            uint64_t cw = delta->width, ch = delta->height;
+            if (md.geom) {
+                cw = md.geom->content_width;
+                ch = md.geom->content_height;
+            }
+            uint64_t vx = (uint64_t)(cw / md.grid_cell + 2), vy = (uint64_t)(ch / md.grid_cell + 2);
+            mem += vx * vy * (uint64_t)(md.grid_bins + 1) * 11800 + cw * ch * 3 * 4 * 8;
+        }
         cli_check_memory(g, mem, "the merge");
         uint64_t raw = (uint64_t)L.height * row_out;
         uint64_t need = md.encode.format == UPRES_FORMAT_JPEG ? raw / 4
@@ -1034,9 +1127,21 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
         } else if (st) {
             rc = cli_report(ctx, st, "merge into", output);
         } else {
+            char how[200];
+            if (report.method == UPRES_MERGE_GUIDED)
+                snprintf(how, sizeof how, "guided%s (grid %dx%dx%d, %d iterations)",
+                         report.residual ? " + residual" : "", report.grid_nx, report.grid_ny,
+                         report.grid_nz, report.iterations);
+            else
+                snprintf(how, sizeof how, "%s%s", refined ? "delta + refined delta" : "delta",
+                         md.upscale.command ? " (external upscaler)" : "");
+            if (md.method == UPRES_MERGE_AUTO && !md.upscale.command)
+                cli_verbose(g, "auto: predicting the proxy from half resolution gives delta "
+                               "%.2f dB, guided %.2f dB, guided + residual %.2f dB",
+                            report.auto_psnr[0], report.auto_psnr[1], report.auto_psnr[2]);
             cli_note(g, "%s: %ux%u, %s%s merged in %.1f s", cli_clean(output, p, sizeof p),
-                     L.width, L.height, refined ? "delta + refined delta" : "delta",
-                     md.upscale.command ? " (external upscaler)" : "", cli_now() - t0);
+                     L.width, L.height, md.method == UPRES_MERGE_AUTO ? "auto: " : "", how,
+                     cli_now() - t0);
         }
     }
     cli_progress_clear();

@@ -322,7 +322,8 @@ static void scratch_put(scratch_pool *p, int i) { atomic_store(&p->busy[i], 0); 
 /* The resize job                                                            */
 
 typedef struct job {
-    const upres_image *src;
+    const upres_image *src;  /* NULL when streaming */
+    upres_depth src_depth;
     upres_image *dst;
     uint32_t C;
     int in_w, out_w, out_h;
@@ -374,26 +375,56 @@ static inline void h_u8_row(const uint8_t *restrict src, uint8_t *restrict dst, 
     }
 }
 
+/* Fixed-point horizontal pass of one source row into intermediate row d. */
+static inline void h_u8_any(const job *J, const uint8_t *s, uint8_t *d, int32_t *planes)
+{
+    size_t pl = (size_t)J->in_w + (size_t)J->ax.stride;
+    switch (J->C) {
+    case 1: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 1); break;
+    case 2: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 2); break;
+    case 3: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 3); break;
+    default: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 4); break;
+    }
+}
+
 HOT_CLONES static void h_u8_range(void *user, uint64_t begin, uint64_t end)
 {
     job *J = user;
     int slot = scratch_get(&J->scratch);
     int32_t *planes = (int32_t *)(void *)(J->scratch.mem + (size_t)slot * J->scratch.size);
-    size_t pl = (size_t)J->in_w + (size_t)J->ax.stride;
-    for (uint64_t r = begin; r < end; r++) {
-        const uint8_t *s = upres_image_row(J->src, (uint32_t)(J->y_first + (int)r));
-        uint8_t *d = (uint8_t *)J->tmp + r * J->tmp_stride;
-        switch (J->C) {
-        case 1: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 1); break;
-        case 2: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 2); break;
-        case 3: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 3); break;
-        default: h_u8_row(s, d, J->in_w, &J->ax, planes, pl, 4); break;
-        }
-    }
+    for (uint64_t r = begin; r < end; r++)
+        h_u8_any(J, upres_image_row(J->src, (uint32_t)(J->y_first + (int)r)),
+                 (uint8_t *)J->tmp + r * J->tmp_stride, planes);
     scratch_put(&J->scratch, slot);
 }
 
-/* Vertical fixed-point pass: whole rows, VBLOCK samples at a time. */
+/* Vertical fixed-point pass of output row yy: `rows` points at source row
+ * first[yy] of the intermediate, rows `bstride` bytes apart; VBLOCK samples
+ * at a time. */
+static inline void v_u8_row(const job *J, const uint8_t *rows, size_t bstride, uint64_t yy,
+                            uint8_t *restrict d)
+{
+    const size_t N = (size_t)J->out_w * J->C;
+    const int32_t *restrict w = J->ay.wi + yy * (size_t)J->ay.stride;
+    const int n = J->ay.count[yy];
+    size_t b = 0;
+    for (; b + VBLOCK <= N; b += VBLOCK) {
+        int32_t acc[VBLOCK];
+        for (int j = 0; j < VBLOCK; j++) acc[j] = 1 << (PREC_BITS - 1);
+        for (int t = 0; t < n; t++) {
+            const uint8_t *restrict r = rows + (size_t)t * bstride + b;
+            const int32_t k = w[t];
+            for (int j = 0; j < VBLOCK; j++) acc[j] += r[j] * k;
+        }
+        for (int j = 0; j < VBLOCK; j++) d[b + j] = clip_fixed(acc[j]);
+    }
+    for (; b < N; b++) {
+        int32_t acc = 1 << (PREC_BITS - 1);
+        for (int t = 0; t < n; t++) acc += rows[(size_t)t * bstride + b] * w[t];
+        d[b] = clip_fixed(acc);
+    }
+}
+
 HOT_CLONES static void v_u8_range(void *user, uint64_t begin, uint64_t end)
 {
     job *J = user;
@@ -406,40 +437,19 @@ HOT_CLONES static void v_u8_range(void *user, uint64_t begin, uint64_t end)
         base = (const uint8_t *)J->src->data + (size_t)J->y_first * J->src->stride;
         bstride = J->src->stride;
     }
-    const size_t N = (size_t)J->out_w * J->C;
-    for (uint64_t yy = begin; yy < end; yy++) {
-        const int32_t *restrict w = J->ay.wi + yy * (size_t)J->ay.stride;
-        const int n = J->ay.count[yy];
-        const uint8_t *rows = base + (size_t)(J->ay.first[yy] - J->y_first) * bstride;
-        uint8_t *restrict d = upres_image_row(J->dst, (uint32_t)yy);
-        size_t b = 0;
-        for (; b + VBLOCK <= N; b += VBLOCK) {
-            int32_t acc[VBLOCK];
-            for (int j = 0; j < VBLOCK; j++) acc[j] = 1 << (PREC_BITS - 1);
-            for (int t = 0; t < n; t++) {
-                const uint8_t *restrict r = rows + (size_t)t * bstride + b;
-                const int32_t k = w[t];
-                for (int j = 0; j < VBLOCK; j++) acc[j] += r[j] * k;
-            }
-            for (int j = 0; j < VBLOCK; j++) d[b + j] = clip_fixed(acc[j]);
-        }
-        for (; b < N; b++) {
-            int32_t acc = 1 << (PREC_BITS - 1);
-            for (int t = 0; t < n; t++) acc += rows[(size_t)t * bstride + b] * w[t];
-            d[b] = clip_fixed(acc);
-        }
-    }
+    for (uint64_t yy = begin; yy < end; yy++)
+        v_u8_row(J, base + (size_t)(J->ay.first[yy] - J->y_first) * bstride, bstride, yy,
+                 upres_image_row(J->dst, (uint32_t)yy));
 }
 
 /* ---- float path ---- */
 
-/* Source row y -> interleaved floats in [0,1] (linearised, premultiplied). */
-static void load_row_f(const job *J, uint32_t y, float *restrict out)
+/* A source row -> interleaved floats in [0,1] (linearised, premultiplied). */
+static void load_row_f(const job *J, const void *row, float *restrict out)
 {
-    const upres_image *s = J->src;
-    const size_t n = (size_t)s->width * J->C;
-    const void *row = upres_image_row(s, y);
-    switch (s->depth) {
+    const upres_depth depth = J->src_depth;
+    const size_t n = (size_t)J->in_w * J->C;
+    switch (depth) {
     case UPRES_U8: {
         const uint8_t *p = row;
         for (size_t i = 0; i < n; i++) out[i] = p[i] * (1.0f / 255.0f);
@@ -462,7 +472,7 @@ static void load_row_f(const job *J, uint32_t y, float *restrict out)
     }
     const uint32_t C = J->C, cc = J->alpha ? C - 1 : C;
     /* Linearise colour samples (never alpha); u8 already went through the LUT. */
-    if (J->linear && s->depth != UPRES_U8)
+    if (J->linear && depth != UPRES_U8)
         for (size_t i = 0; i < n; i += C)
             for (uint32_t c = 0; c < cc; c++) out[i + c] = upres__srgb_to_linear(out[i + c]);
     if (J->alpha)
@@ -495,29 +505,35 @@ static inline void h_f_row(const float *restrict in, float *restrict planes, siz
     }
 }
 
+/* Float horizontal pass of one source row into intermediate row d. `row`
+ * holds in_w*C floats of scratch, followed by the planes. */
+static inline void h_f_any(const job *J, const void *src, float *restrict d, float *restrict row)
+{
+    const size_t pl = (size_t)J->in_w;
+    float *planes = row + pl * J->C;
+    load_row_f(J, src, row);
+    switch (J->C) {
+    case 1: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 1); break;
+    case 2: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 2); break;
+    case 3: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 3); break;
+    default: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 4); break;
+    }
+    if (J->clamp_tmp) {
+        /* 8-bit sources: clip the intermediate to the representable
+         * range, as the fixed-point path (and Pillow) does. */
+        const size_t n = (size_t)J->out_w * J->C;
+        for (size_t i = 0; i < n; i++) d[i] = d[i] < 0.0f ? 0.0f : d[i] > 1.0f ? 1.0f : d[i];
+    }
+}
+
 HOT_CLONES static void h_f_range(void *user, uint64_t begin, uint64_t end)
 {
     job *J = user;
     int slot = scratch_get(&J->scratch);
     float *row = (float *)(void *)(J->scratch.mem + (size_t)slot * J->scratch.size);
-    const size_t pl = (size_t)J->in_w;
-    float *planes = row + pl * J->C;
-    for (uint64_t r = begin; r < end; r++) {
-        load_row_f(J, (uint32_t)(J->y_first + (int)r), row);
-        float *d = (float *)(void *)((uint8_t *)J->tmp + r * J->tmp_stride);
-        switch (J->C) {
-        case 1: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 1); break;
-        case 2: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 2); break;
-        case 3: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 3); break;
-        default: h_f_row(row, planes, pl, J->in_w, d, &J->ax, 4); break;
-        }
-        if (J->clamp_tmp) {
-            /* 8-bit sources: clip the intermediate to the representable
-             * range, as the fixed-point path (and Pillow) does. */
-            const size_t n = (size_t)J->out_w * J->C;
-            for (size_t i = 0; i < n; i++) d[i] = d[i] < 0.0f ? 0.0f : d[i] > 1.0f ? 1.0f : d[i];
-        }
-    }
+    for (uint64_t r = begin; r < end; r++)
+        h_f_any(J, upres_image_row(J->src, (uint32_t)(J->y_first + (int)r)),
+                (float *)(void *)((uint8_t *)J->tmp + r * J->tmp_stride), row);
     scratch_put(&J->scratch, slot);
 }
 
@@ -590,38 +606,43 @@ static void store_f(const job *J, float *restrict v, size_t npix, void *dst, siz
     }
 }
 
+/* Vertical float pass of output row yy: `rows` points at intermediate row
+ * first[yy], rows `ts` floats apart. */
+static inline void v_f_row(const job *J, const float *rows, size_t ts, uint64_t yy, void *d)
+{
+    const size_t N = (size_t)J->out_w * J->C;
+    const float *restrict w = J->ay.wf + yy * (size_t)J->ay.stride;
+    const int n = J->ay.count[yy];
+    size_t b = 0;
+    float acc[VBLOCK];
+    for (; b < N; b += VBLOCK) {
+        size_t m = N - b < VBLOCK ? N - b : VBLOCK;
+        if (m == VBLOCK) {
+            for (int j = 0; j < VBLOCK; j++) acc[j] = 0.0f;
+            for (int t = 0; t < n; t++) {
+                const float *restrict r = rows + (size_t)t * ts + b;
+                const float k = w[t];
+                for (int j = 0; j < VBLOCK; j++) acc[j] += r[j] * k;
+            }
+        } else {
+            for (size_t j = 0; j < m; j++) acc[j] = 0.0f;
+            for (int t = 0; t < n; t++) {
+                const float *r = rows + (size_t)t * ts + b;
+                for (size_t j = 0; j < m; j++) acc[j] += r[j] * w[t];
+            }
+        }
+        /* VBLOCK is a multiple of C, so blocks hold whole pixels. */
+        store_f(J, acc, m / J->C, d, b);
+    }
+}
+
 HOT_CLONES static void v_f_range(void *user, uint64_t begin, uint64_t end)
 {
     job *J = user;
-    const size_t N = (size_t)J->out_w * J->C;
     const size_t ts = J->tmp_stride / sizeof(float);
-    for (uint64_t yy = begin; yy < end; yy++) {
-        const float *restrict w = J->ay.wf + yy * (size_t)J->ay.stride;
-        const int n = J->ay.count[yy];
-        const float *rows = (const float *)J->tmp + (size_t)(J->ay.first[yy] - J->y_first) * ts;
-        void *d = upres_image_row(J->dst, (uint32_t)yy);
-        size_t b = 0;
-        float acc[VBLOCK];
-        for (; b < N; b += VBLOCK) {
-            size_t m = N - b < VBLOCK ? N - b : VBLOCK;
-            if (m == VBLOCK) {
-                for (int j = 0; j < VBLOCK; j++) acc[j] = 0.0f;
-                for (int t = 0; t < n; t++) {
-                    const float *restrict r = rows + (size_t)t * ts + b;
-                    const float k = w[t];
-                    for (int j = 0; j < VBLOCK; j++) acc[j] += r[j] * k;
-                }
-            } else {
-                for (size_t j = 0; j < m; j++) acc[j] = 0.0f;
-                for (int t = 0; t < n; t++) {
-                    const float *r = rows + (size_t)t * ts + b;
-                    for (size_t j = 0; j < m; j++) acc[j] += r[j] * w[t];
-                }
-            }
-            /* VBLOCK is a multiple of C, so blocks hold whole pixels. */
-            store_f(J, acc, m / J->C, d, b);
-        }
-    }
+    for (uint64_t yy = begin; yy < end; yy++)
+        v_f_row(J, (const float *)J->tmp + (size_t)(J->ay.first[yy] - J->y_first) * ts, ts, yy,
+                upres_image_row(J->dst, (uint32_t)yy));
 }
 
 /* ---- nearest ---- */
@@ -739,6 +760,7 @@ int upres_resize(upres_ctx *ctx, const upres_image *src, const upres_resize_desc
     job J;
     memset(&J, 0, sizeof J);
     J.src = src;
+    J.src_depth = src->depth;
     J.dst = dst;
     J.C = src->channels;
     J.in_w = (int)src->width;
@@ -870,6 +892,232 @@ fail_st:
     if (st == UPRES_ERR_CANCELLED) return upres__fail(ctx, st, "resize: cancelled");
     if (st == UPRES_ERR_NOMEM) return upres__fail(ctx, st, "resize: out of memory");
     return upres__fail(ctx, st, "resize: intermediate buffer: %s", upres_strerror(st));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Streaming resize                                                          */
+
+/* Rows per pushed batch; the ring holds this many more than a window. */
+#define SR_BATCH 64
+
+struct upres_sresize {
+    job J;                 /* J.src is NULL: rows come from push */
+    int mode;              /* 0 filter, 1 copy (same size), 2 nearest */
+    int fixed;
+    uint8_t *ring;         /* 2*R slots of J.tmp_stride bytes; slot k+R mirrors k */
+    int R;
+    unsigned char *scratch;/* horizontal pass: per-thread planes */
+    size_t scratch_size;
+    int threads;
+    int next_in, next_out; /* next source row expected, next output row */
+    const uint8_t *batch;  /* the rows being pushed */
+    size_t batch_stride;
+    int batch_y0;
+};
+
+/* Horizontal pass of a batch's rows into the ring (rows outside the
+ * vertical pass's span are skipped, as upres_resize never reads them). */
+HOT_CLONES static void sr_h_range(void *user, uint64_t begin, uint64_t end)
+{
+    upres_sresize *S = user;
+    job *J = &S->J;
+    int slot = scratch_get(&J->scratch);
+    unsigned char *scr = J->scratch.mem + (size_t)slot * J->scratch.size;
+    for (uint64_t r = begin; r < end; r++) {
+        int y = S->batch_y0 + (int)r;
+        if (y < J->y_first || y >= J->y_first + J->y_rows) continue;
+        const uint8_t *src = S->batch + r * S->batch_stride;
+        uint8_t *d = S->ring + (size_t)((y - J->y_first) % S->R) * J->tmp_stride;
+        if (!S->fixed)
+            h_f_any(J, src, (float *)(void *)d, (float *)(void *)scr);
+        else if (J->need_h)
+            h_u8_any(J, src, d, (int32_t *)(void *)scr);
+        else
+            memcpy(d, src, J->tmp_stride);
+        /* The mirror makes any R consecutive rows contiguous. */
+        memcpy(d + (size_t)S->R * J->tmp_stride, d, J->tmp_stride);
+    }
+    scratch_put(&J->scratch, slot);
+}
+
+HOT_CLONES static void sr_v_range(void *user, uint64_t begin, uint64_t end)
+{
+    upres_sresize *S = user;
+    job *J = &S->J;
+    for (uint64_t yy = begin; yy < end; yy++) {
+        const uint8_t *rows =
+            S->ring + (size_t)((J->ay.first[yy] - J->y_first) % S->R) * J->tmp_stride;
+        void *d = upres_image_row(J->dst, (uint32_t)yy);
+        if (S->fixed)
+            v_u8_row(J, rows, J->tmp_stride, yy, d);
+        else
+            v_f_row(J, (const float *)(const void *)rows, J->tmp_stride / sizeof(float), yy, d);
+    }
+}
+
+static void sr_v_offset_range(void *user, uint64_t begin, uint64_t end)
+{
+    upres_sresize *S = user;
+    sr_v_range(user, begin + (uint64_t)S->next_out, end + (uint64_t)S->next_out);
+}
+
+void upres__sresize_free(upres_sresize *s)
+{
+    if (!s) return;
+    axis_free(&s->J.ax);
+    axis_free(&s->J.ay);
+    scratch_free(&s->J.scratch);
+    free(s->J.xtab);
+    free(s->J.ytab);
+    upres_image_free(s->J.dst);
+    free(s->ring);
+    free(s);
+}
+
+int upres__sresize_new(upres_ctx *ctx, const upres_layout *in, uint32_t out_w, uint32_t out_h,
+                       upres_filter filter, upres_sresize **out)
+{
+    *out = NULL;
+    size_t bps = upres_depth_bytes(in->depth);
+    if (!bps || in->channels < 1 || in->channels > 4 || !in->width || !in->height || !out_w ||
+        !out_h || (unsigned)filter >= UPRES_FILTER_COUNT_ || in->width > INT32_MAX / 2 ||
+        in->height > INT32_MAX / 2 || out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2)
+        return UPRES_ERR_INVALID_ARG;
+    upres_sresize *S = calloc(1, sizeof *S);
+    if (!S) return UPRES_ERR_NOMEM;
+    job *J = &S->J;
+    J->src_depth = in->depth;
+    J->C = in->channels;
+    J->in_w = (int)in->width;
+    J->out_w = (int)out_w;
+    J->out_h = (int)out_h;
+    S->threads = upres_ctx_threads(ctx);
+    int st = upres_image_new(&J->dst, out_w, out_h, in->channels, in->depth, upres__limits(ctx));
+    if (st) goto fail;
+    if (out_w == in->width && out_h == in->height) {
+        /* upres_resize returns an exact copy. */
+        S->mode = 1;
+        *out = S;
+        return UPRES_OK;
+    }
+    if (filter == UPRES_FILTER_NEAREST) {
+        S->mode = 2;
+        J->xtab = nearest_table(0, in->width, J->out_w, (int)in->width);
+        J->ytab = nearest_table(0, in->height, J->out_h, (int)in->height);
+        if (!J->xtab || !J->ytab) {
+            st = UPRES_ERR_NOMEM;
+            goto fail;
+        }
+        *out = S;
+        return UPRES_OK;
+    }
+    /* The same choices as upres_resize on the whole image. */
+    const filter_def *f = &filter_defs[filter];
+    J->alpha = J->C == 2 || J->C == 4;
+    S->fixed = in->depth == UPRES_U8 && !J->alpha;
+    J->need_h = J->out_w != J->in_w;
+    J->need_v = J->out_h != (int)in->height;
+    st = J->need_v ? axis_init(&J->ay, (int)in->height, 0, in->height, J->out_h, f, S->fixed)
+                   : axis_identity(&J->ay, 0, J->out_h, S->fixed);
+    if (!st)
+        st = J->need_h ? axis_init(&J->ax, J->in_w, 0, in->width, J->out_w, f, S->fixed)
+                       : axis_identity(&J->ax, 0, J->out_w, S->fixed);
+    if (st) goto fail;
+    J->y_first = J->ay.first[0];
+    int last = J->ay.first[J->out_h - 1] + J->ay.count[J->out_h - 1];
+    J->y_rows = last - J->y_first < 1 ? 1 : last - J->y_first;
+    J->clamp_tmp = !S->fixed && in->depth == UPRES_U8 && J->need_h;
+    int maxc = 1;
+    for (int i = 0; i < J->out_h; i++)
+        if (J->ay.count[i] > maxc) maxc = J->ay.count[i];
+    S->R = maxc + SR_BATCH;
+    size_t sample = S->fixed ? 1 : sizeof(float), ring, scr;
+    if (!upres__mul_size((size_t)J->out_w * J->C, sample, &J->tmp_stride) ||
+        !upres__mul_size(J->tmp_stride, 2 * (size_t)S->R, &ring)) {
+        st = UPRES_ERR_OVERFLOW;
+        goto fail;
+    }
+    if (ring > upres__limits(ctx)->max_memory_bytes) {
+        st = UPRES_ERR_LIMIT;
+        goto fail;
+    }
+    S->ring = malloc(ring);
+    if (S->fixed)
+        scr = ((size_t)J->in_w + (size_t)J->ax.stride) * J->C * sizeof(int32_t);
+    else
+        scr = (size_t)J->in_w * J->C * 2 * sizeof(float);
+    if (!S->ring || (st = scratch_init(&J->scratch, S->threads, scr))) {
+        if (!st) st = UPRES_ERR_NOMEM;
+        goto fail;
+    }
+    *out = S;
+    return UPRES_OK;
+fail:
+    upres__sresize_free(S);
+    return st;
+}
+
+int upres__sresize_push(upres_ctx *ctx, upres_sresize *S, const void *rows, size_t stride,
+                        uint32_t n)
+{
+    job *J = &S->J;
+    const size_t row_bytes = (size_t)J->in_w * J->C * upres_depth_bytes(J->src_depth);
+    while (n > 0) {
+        uint32_t m = n < SR_BATCH ? n : SR_BATCH;
+        const uint8_t *b = rows;
+        if (S->mode == 1) {
+            for (uint32_t r = 0; r < m; r++)
+                memcpy(upres_image_row(J->dst, (uint32_t)S->next_in + r), b + r * stride,
+                       row_bytes);
+        } else if (S->mode == 2) {
+            const size_t px = J->C * upres_depth_bytes(J->src_depth);
+            for (; S->next_out < J->out_h && J->ytab[S->next_out] < S->next_in + (int)m;
+                 S->next_out++) {
+                const uint8_t *s = b + (size_t)(J->ytab[S->next_out] - S->next_in) * stride;
+                uint8_t *d = upres_image_row(J->dst, (uint32_t)S->next_out);
+                for (int x = 0; x < J->out_w; x++)
+                    memcpy(d + (size_t)x * px, s + (size_t)J->xtab[x] * px, px);
+            }
+        } else {
+            S->batch = b;
+            S->batch_stride = stride;
+            S->batch_y0 = S->next_in;
+            int st = upres__parallel_for(ctx, NULL, m, (m + (uint64_t)S->threads - 1) /
+                                                           (uint64_t)S->threads,
+                                         sr_h_range, S);
+            if (st) return st;
+            /* Output rows whose windows end within the rows seen so far.
+             * Windows only move down, so the ring still holds them all. */
+            int seen = S->next_in + (int)m, end = S->next_out;
+            while (end < J->out_h && J->ay.first[end] + J->ay.count[end] <= seen) {
+                if (J->ay.first[end] < seen - S->R) return UPRES_ERR_INVALID_ARG;
+                end++;
+            }
+            if (end > S->next_out) {
+                uint64_t cnt = (uint64_t)(end - S->next_out);
+                /* sr_v_range indexes absolute output rows. */
+                st = upres__parallel_for(ctx, NULL, cnt, (cnt + (uint64_t)S->threads - 1) /
+                                                             (uint64_t)S->threads,
+                                         sr_v_offset_range, S);
+                if (st) return st;
+                S->next_out = end;
+            }
+        }
+        S->next_in += (int)m;
+        rows = b + (size_t)m * stride;
+        n -= m;
+    }
+    return UPRES_OK;
+}
+
+int upres__sresize_finish(upres_sresize *S, upres_image **out)
+{
+    *out = NULL;
+    if (S->mode == 1 ? S->next_in != S->J.out_h : S->next_out != S->J.out_h)
+        return UPRES_ERR_INVALID_ARG;
+    *out = S->J.dst;
+    S->J.dst = NULL;
+    return UPRES_OK;
 }
 
 /* ------------------------------------------------------------------------ */
