@@ -416,14 +416,22 @@ static int round_trip(upres_ctx *ctx, const upres_image *orig, double tw, double
     return st;
 }
 
-TEST(proxy_merge_identity_is_bit_exact)
+/* Every depth and channel layout the identity tests cover. */
+static const upres_depth depths[2] = {UPRES_U8, UPRES_U16};
+static const uint32_t chans[4] = {3, 4, 1, 2};
+
+static upres_ctx *ctx_threads(int n)
 {
     upres_ctx *ctx = NULL;
     upres_ctx_desc cd = upres_ctx_desc_defaults();
-    cd.threads = 2;
-    CHECK_OK(upres_ctx_new(&cd, &ctx));
-    static const upres_depth depths[2] = {UPRES_U8, UPRES_U16};
-    static const uint32_t chans[4] = {3, 4, 1, 2};
+    cd.threads = n;
+    return upres_ctx_new(&cd, &ctx) == UPRES_OK ? ctx : NULL;
+}
+
+TEST(proxy_merge_identity_is_bit_exact)
+{
+    upres_ctx *ctx = ctx_threads(2);
+    CHECK(ctx);
     for (int di = 0; di < 2; di++)
         for (int ci = 0; ci < 4; ci++)
             for (int pct = 0; pct < 2; pct++) {
@@ -565,12 +573,8 @@ TEST(proxy_merge_strip_height_does_not_change_the_result)
 
 TEST(proxy_guided_identity_is_within_one_level)
 {
-    upres_ctx *ctx = NULL;
-    upres_ctx_desc cd = upres_ctx_desc_defaults();
-    cd.threads = 2;
-    CHECK_OK(upres_ctx_new(&cd, &ctx));
-    static const upres_depth depths[2] = {UPRES_U8, UPRES_U16};
-    static const uint32_t chans[4] = {3, 4, 1, 2};
+    upres_ctx *ctx = ctx_threads(2);
+    CHECK(ctx);
     static const upres_merge_method methods[2] = {UPRES_MERGE_GUIDED, UPRES_MERGE_AUTO};
     for (int di = 0; di < 2; di++)
         for (int ci = 0; ci < 4; ci++)
