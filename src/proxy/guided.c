@@ -7,10 +7,15 @@
  * + lz * sum over luma neighbours    |M_u - M_v|^2
  * + eps * sum_v |M_v - I|^2                                     (weak pull)
  * where S(p) is the trilinear blend of the 8 vertices around pixel p, exactly
- * as slicing blends them: what is fitted is what is applied. The three
- * output channels share one normal matrix (block-sparse, 27 neighbours of
- * 4x4 blocks per vertex) and are solved together by conjugate gradients with
- * a block-Jacobi preconditioner, in double precision, from the identity. */
+ * as slicing blends them: what is fitted is what is applied. The normal
+ * equations are block-sparse (27 neighbours of 4x4 blocks per vertex and
+ * output channel; the channels differ only in the clipped samples they leave
+ * out) and are solved by conjugate gradients with a block-Jacobi
+ * preconditioner, in double precision, from the identity. Samples the
+ * processed image clipped at 0 or 1 are left out where the fit predicts them
+ * past the clip (an active-set iteration of up to BGU_PASSES fits).
+ * Parallel parts (accumulation by cell rows of one parity, CG by vertex
+ * rows) sum in a fixed order, so any thread count gives the same grid. */
 #include "proxy/proxy_internal.h"
 
 #include <math.h>

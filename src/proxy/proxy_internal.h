@@ -31,10 +31,12 @@ typedef struct bgu_grid {
  * Fits the grid that maps `src` to `dst` in the least-squares sense, with
  * smoothness between neighbouring vertices and a weak pull toward the
  * identity (which decides cells without data). src, dst: w*h pixels of 3
- * floats in [0,1]; wgt: w*h weights in [0,1] (alpha; NULL = all 1).
- * Deterministic; runs on the calling thread. Returns UPRES_OK,
- * UPRES_ERR_NOMEM or UPRES_ERR_LIMIT (the grid would exceed the memory
- * limit), with the detail in ctx.
+ * floats in [0,1]; wgt: w*h weights in [0,1] (alpha; NULL = all 1). dst
+ * samples at exactly 0 or 1 count as clipped: left out where the fit goes
+ * past the clip. Runs on ctx's pool; the result does not depend on the
+ * number of threads. Memory: about 11.5 KB per vertex plus w*h bytes.
+ * Returns UPRES_OK, UPRES_ERR_NOMEM, UPRES_ERR_LIMIT (the grid would exceed
+ * the memory limit) or UPRES_ERR_CANCELLED, with the detail in ctx.
  */
 int upres__bgu_fit(upres_ctx *ctx, const float *src, const float *dst, const float *wgt, int w,
                    int h, const bgu_params *p, bgu_grid *out);
