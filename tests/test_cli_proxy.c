@@ -288,6 +288,9 @@ TEST(cli_merge_methods)
     CHECK(one_line(err_) && strstr(err_, "--grid-bins"));
     CHECK(run("merge", o, d, "--grid-cell", "0.5", NULL) == 2);
     CHECK(run("merge", o, d, "--smoothness", "-1", NULL) == 2);
+    CHECK(run("merge", o, d, "--smoothness", "", NULL) == 2);
+    CHECKF(run("merge", o, d, "--method", "delta", "--residual", "--force", NULL) == 0, "%s", err_);
+    CHECK(strstr(err_, "--residual applies to --method guided only"));
     CHECK(run("merge", o, d, "--method", "guided", "--upscale-method", "cmd(cp %i %o)", NULL) == 2);
     CHECK(one_line(err_) && strstr(err_, "--method delta"));
     CHECK(run("merge", "--help", NULL) == 0);

@@ -748,6 +748,58 @@ TEST(proxy_guided_rejects_bad_parameters_and_reports)
     md.method = UPRES_MERGE_DELTA;
     CHECK_OK(upres_proxy_merge(ctx, &md));
     CHECK(rep.method == UPRES_MERGE_DELTA && rep.residual == 0);
+    /* DELTA does not look at the grid fields. */
+    md.grid_bins = 0;
+    md.grid_cell = 0;
+    CHECK_OK(upres_proxy_merge(ctx, &md));
+    upres_image_free(orig);
+    upres_image_free(proxy);
+    upres_image_free(proc);
+    upres_image_free(delta);
+    upres_ctx_free(ctx);
+}
+
+/* A model that edits alpha (here: cuts out the left half) needs the delta:
+ * AUTO takes it, GUIDED passes the original's alpha through. */
+TEST(proxy_auto_keeps_alpha_edits)
+{
+    upres_ctx *ctx = tu_ctx_1thread();
+    upres_image *orig = picture(160, 120, 4, UPRES_U8, 10, 245, 71), *proxy = NULL, *proc = NULL,
+                *delta = NULL, *out = NULL;
+    CHECK(ctx && orig);
+    for (uint32_t y = 0; y < 120; y++)
+        for (uint32_t x = 0; x < 160; x++) ((uint8_t *)upres_image_row(orig, y))[x * 4 + 3] = 255;
+    upres_encode_desc ed = upres_encode_desc_defaults();
+    ed.format = UPRES_FORMAT_PNG;
+    CHECK_OK(upres_save(ctx, orig, test_tmp("a.png"), &ed));
+    upres_proxy_geometry g;
+    CHECK_OK(upres_proxy_plan(160, 120, px(40), px(40), &g));
+    CHECK_OK(upres_proxy_make(ctx, orig, &g, UPRES_FILTER_LANCZOS3, UPRES_U8, &proxy));
+    CHECK_OK(upres_image_clone(proxy, &proc));
+    grade(proc);
+    for (uint32_t y = 0; y < 40; y++)
+        for (uint32_t x = 0; x < 20; x++) ((uint8_t *)upres_image_row(proc, y))[x * 4 + 3] = 0;
+    CHECK_OK(upres_proxy_delta(ctx, proxy, proc, 16, &delta, NULL));
+    upres_merge_report rep;
+    for (int k = 0; k < 2; k++) {
+        upres_merge_desc md = upres_merge_desc_defaults();
+        md.original_path = test_tmp("a.png");
+        md.output_path = test_tmp("a_out.png");
+        md.delta = delta;
+        md.geom = &g;
+        md.encode.format = UPRES_FORMAT_PNG;
+        md.report = &rep;
+        md.method = k ? UPRES_MERGE_GUIDED : UPRES_MERGE_AUTO;
+        CHECK_OK(upres_proxy_merge(ctx, &md));
+        CHECK_EQ(rep.method, k ? UPRES_MERGE_GUIDED : UPRES_MERGE_DELTA);
+        CHECK_OK(upres_load(ctx, md.output_path, NULL, &out, NULL));
+        CHECK_EQ(out->channels, 4);
+        /* Well inside the left half: cut out by delta, kept by guided. */
+        int a = ((uint8_t *)upres_image_row(out, 60))[20 * 4 + 3];
+        CHECKF(k ? a == 255 : a <= 2, "method %d: alpha %d", k, a);
+        upres_image_free(out);
+        out = NULL;
+    }
     upres_image_free(orig);
     upres_image_free(proxy);
     upres_image_free(proc);

@@ -773,6 +773,9 @@ TEST(resample_stream_matches_whole_resize)
             n = n % 130 + 1 + (uint32_t)k;
         }
         CHECK_OK(st);
+        /* Rows past the source's height are refused. */
+        CHECK_EQ(upres__sresize_push(ctx, sr, upres_image_row(src, 0), src->stride, 1),
+                 UPRES_ERR_INVALID_ARG);
         CHECK_OK(upres__sresize_finish(sr, &got));
         upres__sresize_free(sr);
         CHECKF(tu_same_pixels(want, got), "case %zu: streamed result differs", k);

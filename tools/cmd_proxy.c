@@ -936,7 +936,7 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "smoothness", 0, &v)) == CLI_MATCH) {
             char *e = NULL;
             md.smoothness = strtod(v, &e);
-            if (!e || *e || !(md.smoothness >= 0 && md.smoothness <= 1000))
+            if (!e || e == v || *e || !(md.smoothness >= 0 && md.smoothness <= 1000))
                 rc = cli_usage_error(a.cmd, "bad --smoothness '%s' (0-1000, default 1)",
                                      cli_clean(v, buf, sizeof buf));
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "out-dir", 0, &v)) == CLI_MATCH) {
@@ -962,10 +962,15 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
         if (r == CLI_BAD) rc = CLI_USAGE;
     }
     if (rc == CLI_OK && nops != 2) rc = cli_usage_error(a.cmd, "want ORIGINAL DELTA");
-    if (rc == CLI_OK && method_set && md.method == UPRES_MERGE_GUIDED &&
-        (md.upscale.command || md.refined_upscale.command))
+    const int external = md.upscale.command || (refined_path && md.refined_upscale.command);
+    if (rc == CLI_OK && method_set && md.method == UPRES_MERGE_GUIDED && external)
         rc = cli_usage_error(a.cmd, "--method guided cannot use an external upscaler; use "
                                     "--method delta with cmd(...)");
+    if (rc == CLI_OK && md.residual && md.method != UPRES_MERGE_GUIDED) {
+        cli_progress_clear();
+        fprintf(stderr, "upres: warning: --residual applies to --method guided only%s\n",
+                md.method == UPRES_MERGE_AUTO ? " (auto decides it by itself)" : "");
+    }
     if (rc != CLI_OK) {
         free(cmd_main);
         free(cmd_refined);
@@ -1135,7 +1140,9 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
             else
                 snprintf(how, sizeof how, "%s%s", refined ? "delta + refined delta" : "delta",
                          md.upscale.command ? " (external upscaler)" : "");
-            if (md.method == UPRES_MERGE_AUTO && !md.upscale.command)
+            if (md.method == UPRES_MERGE_AUTO && !external && report.auto_psnr[0] == 0)
+                cli_verbose(g, "auto: the delta changes alpha, which only delta carries");
+            else if (md.method == UPRES_MERGE_AUTO && !external)
                 cli_verbose(g, "auto: predicting the proxy from half resolution gives delta "
                                "%.2f dB, guided %.2f dB, guided + residual %.2f dB",
                             report.auto_psnr[0], report.auto_psnr[1], report.auto_psnr[2]);

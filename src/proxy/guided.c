@@ -30,6 +30,9 @@
 #define BGU_TOL 1e-6      /* CG stops at |r| <= tol |b|, per channel */
 #define BGU_MAX_ITER 2000
 #define BGU_PASSES 3      /* fits of the clipped-sample active set */
+/* H, Dinv, b and 6 CG vectors, `has` and the float result, per vertex. */
+#define BGU_VERTEX_BYTES ((27 * 48 + 48 + 7 * 12) * sizeof(double) + 1 + 12 * sizeof(float))
+_Static_assert(BGU_VERTEX_BYTES <= BGU_BYTES_PER_VERTEX, "BGU_BYTES_PER_VERTEX is too small");
 
 void upres__bgu_free(bgu_grid *g)
 {
@@ -293,7 +296,7 @@ static void sum_parts(const fit_sys *S, int off, double out[3])
 /* Preconditioned conjugate gradients on K x = b from the current x, the
  * three channels independently (own step sizes, own stopping). Returns the
  * iterations taken, or a negative status (cancelled). */
-static int cg_solve(upres_ctx *ctx, fit_sys *S)
+static int cg_solve(upres_ctx *ctx, fit_sys *S, int pass)
 {
     const size_t V = S->V;
     const uint64_t NY = (uint64_t)S->NY;
@@ -316,6 +319,8 @@ static int cg_solve(upres_ctx *ctx, fit_sys *S)
         for (int c = 0; c < 3; c++)
             if (rn[c] > BGU_TOL * BGU_TOL * bn[c]) done = 0;
         if (done) break;
+        if (it % 16 == 0 && (st = upres__progress(ctx, "fit", (uint64_t)pass, BGU_PASSES)))
+            return st;
         if ((st = upres__parallel_for(ctx, NULL, NY, 1, cg_stage1, S))) return st;
         sum_parts(S, 0, pq);
         for (int c = 0; c < 3; c++)
@@ -325,7 +330,8 @@ static int cg_solve(upres_ctx *ctx, fit_sys *S)
         sum_parts(S, 3, rz2);
         sum_parts(S, 6, rn);
         for (int c = 0; c < 3; c++) {
-            S->beta[c] = rz[c] > 0 ? rz2[c] / rz[c] : 0;
+            /* A converged channel (alpha 0) keeps p = z instead of growing. */
+            S->beta[c] = rz[c] > 0 && S->alpha[c] != 0 ? rz2[c] / rz[c] : 0;
             rz[c] = rz2[c];
         }
         if ((st = upres__parallel_for(ctx, NULL, NY, 1, cg_stage3, S))) return st;
@@ -411,7 +417,7 @@ int upres__bgu_fit(upres_ctx *ctx, const float *src, const float *dst, const flo
     memset(out, 0, sizeof *out);
     if (w < 1 || h < 1 || !(p->cell >= 1) || p->bins < 1 || p->bins > 256 || !(p->smoothness >= 0))
         return upres__fail(ctx, UPRES_ERR_INVALID_ARG, "guided merge: invalid grid parameters");
-    long nx = lround(w / p->cell), ny = lround(h / p->cell);
+    long nx = p->nx > 0 ? p->nx : lround(w / p->cell), ny = p->ny > 0 ? p->ny : lround(h / p->cell);
     if (nx < 1) nx = 1;
     if (ny < 1) ny = 1;
     const int nz = p->bins;
@@ -427,7 +433,7 @@ int upres__bgu_fit(upres_ctx *ctx, const float *src, const float *dst, const flo
     S.dst = dst;
     S.wgt = wgt;
     /* H, Dinv, b and 6 CG vectors, has, the result; per pixel the flags. */
-    const size_t per_v = (27 * 48 + 48 + 7 * 12) * sizeof(double) + 1 + 12 * sizeof(float);
+    const size_t per_v = BGU_VERTEX_BYTES;
     size_t need;
     if (!upres__mul_size(S.V, per_v, &need) || !upres__add_size(need, (size_t)w * h, &need) ||
         need > upres__limits(ctx)->max_memory_bytes)
@@ -487,7 +493,7 @@ int upres__bgu_fit(upres_ctx *ctx, const float *src, const float *dst, const flo
     for (int pass = 0; pass < BGU_PASSES; pass++) {
         st = build_system(ctx, &S, Dinv);
         if (st) break;
-        int n = cg_solve(ctx, &S);
+        int n = cg_solve(ctx, &S, pass);
         if (n < 0) {
             st = n;
             break;

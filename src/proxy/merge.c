@@ -425,15 +425,21 @@ static inline float sample01(const upres_image *img, const void *row, size_t i)
 
 /* Builds P, Q and the weights from the proxy's content and the deltas. The
  * deltas' content box is read at the proxy's offset; each adds its colour
- * change and the sum is clipped to [0,1] after each, as the images were. */
+ * change and the sum is clipped to [0,1] after each, as the images were.
+ * The weight of a pixel is the smaller of its proxy and processed alphas
+ * (colour under transparency means nothing); *alpha_changed tells whether
+ * a delta changes alpha anywhere in the content box. */
 static int make_pair(upres_ctx *ctx, const upres_image *content, const upres_image *const *d,
-                     int nd, const upres_proxy_geometry *g, proxy_pair *pp)
+                     int nd, const upres_proxy_geometry *g, proxy_pair *pp, int *alpha_changed)
 {
     memset(pp, 0, sizeof *pp);
+    *alpha_changed = 0;
     const int w = (int)content->width, h = (int)content->height;
     const size_t n = (size_t)w * h;
     const uint32_t C = content->channels;
-    const int colour = C >= 3 ? 3 : 1, alpha = C == 2 || C == 4;
+    int da = 0;
+    for (int k = 0; k < nd; k++) da |= d[k]->channels == 2 || d[k]->channels == 4;
+    const int colour = C >= 3 ? 3 : 1, alpha = C == 2 || C == 4 || da;
     pp->w = w;
     pp->h = h;
     pp->P = malloc(n * 3 * sizeof(float));
@@ -452,8 +458,18 @@ static int make_pair(upres_ctx *ctx, const upres_image *content, const upres_ima
                 pp->P[i * 3 + c] = v;
                 pp->Q[i * 3 + c] = v;
             }
-            if (alpha) pp->wgt[i] = sample01(content, row, (size_t)x * C + C - 1);
+            if (alpha)
+                pp->wgt[i] = C == 2 || C == 4 ? sample01(content, row, (size_t)x * C + C - 1) : 1.0f;
         }
+    }
+    float *pa = NULL; /* processed alpha */
+    if (da) {
+        pa = malloc(n * sizeof(float));
+        if (!pa) {
+            pair_free(pp);
+            return upres__fail(ctx, UPRES_ERR_NOMEM, "guided merge: out of memory");
+        }
+        memcpy(pa, pp->wgt, n * sizeof(float));
     }
     for (int k = 0; k < nd; k++) {
         const upres_image *D = d[k];
@@ -470,9 +486,19 @@ static int make_pair(upres_ctx *ctx, const upres_image *content, const upres_ima
                     float v = is16 ? ((const uint16_t *)row)[si] : ((const uint8_t *)row)[si];
                     pp->Q[i * 3 + c] = clamp01(pp->Q[i * 3 + c] + (v - off) * unit);
                 }
+                if (DC == 2 || DC == 4) {
+                    float v = is16 ? ((const uint16_t *)row)[b + DC - 1]
+                                   : ((const uint8_t *)row)[b + DC - 1];
+                    if (v != off) *alpha_changed = 1;
+                    pa[i] = clamp01(pa[i] + (v - off) * unit);
+                }
             }
         }
     }
+    if (pa)
+        for (size_t i = 0; i < n; i++)
+            if (pa[i] < pp->wgt[i]) pp->wgt[i] = pa[i];
+    free(pa);
     return UPRES_OK;
 }
 
@@ -595,9 +621,12 @@ static int auto_choose(upres_ctx *ctx, const proxy_pair *pp, const bgu_params *b
             goto done;
         }
     }
+    /* The same cells over the picture as the real fit. */
     bgu_params b2 = *bp;
-    b2.cell = bp->cell * w2 / w;
-    if (b2.cell < 1) b2.cell = 1;
+    b2.nx = bp->nx > 0 ? bp->nx : (int)lround(w / bp->cell);
+    b2.ny = bp->ny > 0 ? bp->ny : (int)lround(h / bp->cell);
+    if (b2.nx < 1) b2.nx = 1;
+    if (b2.ny < 1) b2.ny = 1;
     st = upres__bgu_fit(ctx, P2, Q2, W2, w2, h2, &b2, &g2);
     if (st) goto done;
     pred = malloc(n * 3 * sizeof(float));
@@ -674,21 +703,40 @@ static void guided_free(guided_state *gs)
 
 /* Recomputes the proxy pair, decides AUTO, fits the grid and computes the
  * residual. Sets *method to what will run. */
+/* AUTO keeps each fit's normal equations within this many bytes by
+ * coarsening the grid of a large proxy (a 512x512 proxy at the default
+ * cell needs about 125 MB). */
+#define AUTO_FIT_BUDGET ((size_t)256 << 20)
+
 static int guided_prepare(upres_ctx *ctx, const upres_merge_desc *desc,
-                          const upres_proxy_geometry *g, guided_state *gs, int *method,
-                          int *residual)
+                          const upres_proxy_geometry *g, int clamp, guided_state *gs,
+                          int *method, int *residual)
 {
     memset(gs, 0, sizeof *gs);
     upres_image *content = NULL;
     proxy_pair pp;
     memset(&pp, 0, sizeof pp);
     const upres_image *deltas[2] = {desc->delta, desc->refined};
-    bgu_params bp = {desc->grid_cell, desc->grid_bins, desc->smoothness};
+    bgu_params bp = {desc->grid_cell, desc->grid_bins, desc->smoothness, 0, 0};
+    int alpha_changed = 0;
     int st = recompute_proxy(ctx, desc->original_path, g, desc->proxy_filter, desc->proxy_depth,
                              &content);
-    if (!st) st = make_pair(ctx, content, deltas, desc->refined ? 2 : 1, g, &pp);
+    if (!st) st = make_pair(ctx, content, deltas, desc->refined ? 2 : 1, g, &pp, &alpha_changed);
     upres_image_free(content);
     if (st) goto done;
+    if (*method == UPRES_MERGE_AUTO && alpha_changed) {
+        /* The grid maps colour only: an alpha edit needs the delta. */
+        *method = UPRES_MERGE_DELTA;
+        goto done;
+    }
+    if (*method == UPRES_MERGE_AUTO) {
+        for (;;) {
+            double nx = lround(pp.w / bp.cell), ny = lround(pp.h / bp.cell);
+            double v = (fmax(nx, 1) + 1) * (fmax(ny, 1) + 1) * (bp.bins + 1);
+            if (v * BGU_BYTES_PER_VERTEX <= (double)AUTO_FIT_BUDGET || bp.cell >= 65535) break;
+            bp.cell *= 1.25;
+        }
+    }
     if (*method == UPRES_MERGE_AUTO) {
         st = auto_choose(ctx, &pp, &bp, desc->upscale.filter, desc->report, method, residual);
         if (st || *method == UPRES_MERGE_DELTA) goto done;
@@ -703,7 +751,8 @@ static int guided_prepare(upres_ctx *ctx, const upres_merge_desc *desc,
         }
         st = slice_planes(ctx, &gs->grid, pp.P, R, pp.w, pp.h);
         if (!st) {
-            for (size_t i = 0; i < (size_t)pp.w * pp.h * 3; i++) R[i] = pp.Q[i] - clamp01(R[i]);
+            for (size_t i = 0; i < (size_t)pp.w * pp.h * 3; i++)
+                R[i] = pp.Q[i] - (clamp ? clamp01(R[i]) : R[i]);
             st = planes_image(ctx, R, pp.w, pp.h, &gs->residual);
         }
         free(R);
@@ -768,11 +817,12 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
 
     if (desc->report) memset(desc->report, 0, sizeof *desc->report);
     int method = desc->method, residual = desc->residual;
-    if ((unsigned)method > UPRES_MERGE_GUIDED || !(desc->grid_cell >= 1 && desc->grid_cell <= 65535) ||
-        desc->grid_bins < 1 || desc->grid_bins > 64 ||
-        !(desc->smoothness >= 0 && desc->smoothness <= 1000) ||
-        (unsigned)desc->proxy_filter >= UPRES_FILTER_COUNT_ ||
-        (desc->proxy_depth != UPRES_U8 && desc->proxy_depth != UPRES_U16)) {
+    if ((unsigned)method > UPRES_MERGE_GUIDED ||
+        (method != UPRES_MERGE_DELTA &&
+         (!(desc->grid_cell >= 1 && desc->grid_cell <= 65535) || desc->grid_bins < 1 ||
+          desc->grid_bins > 64 || !(desc->smoothness >= 0 && desc->smoothness <= 1000) ||
+          (unsigned)desc->proxy_filter >= UPRES_FILTER_COUNT_ ||
+          (desc->proxy_depth != UPRES_U8 && desc->proxy_depth != UPRES_U16)))) {
         st = upres__fail(ctx, UPRES_ERR_INVALID_ARG, "merge: invalid method or grid parameters");
         goto done;
     }
@@ -790,7 +840,7 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
          * never held twice. */
         upres_reader_free(rd);
         rd = NULL;
-        st = guided_prepare(ctx, desc, &g, &gs, &method, &residual);
+        st = guided_prepare(ctx, desc, &g, L.depth != UPRES_F32, &gs, &method, &residual);
         if (!st) st = upres_reader_open(ctx, desc->original_path, NULL, &rd, NULL);
         if (st) goto done;
     }
@@ -833,8 +883,10 @@ int upres_proxy_merge(upres_ctx *ctx, const upres_merge_desc *desc)
             if (J.src[k].alpha) alpha = 1;
         }
         if (J.slicer) {
-            /* Alpha passes through: the output has it when the original does. */
-            alpha = L.channels == 2 || L.channels == 4;
+            /* Channels as delta gives them; alpha passes through (opaque when
+             * only the delta has it). */
+            alpha = L.channels == 2 || L.channels == 4 || desc->delta->channels == 2 ||
+                    desc->delta->channels == 4;
             colour = L.channels >= 3 || desc->delta->channels >= 3 ? 3 : 1;
         }
         J.out_ch = (uint32_t)colour + (alpha ? 1u : 0u);

@@ -11,7 +11,11 @@ typedef struct bgu_params {
     double cell;        /* pixels of the fitted image per cell side, >= 1 */
     int bins;           /* luma cells, >= 1 */
     double smoothness;  /* scales the neighbour terms, >= 0 */
+    int nx, ny;         /* cells across and down; 0 = round(w or h / cell), >= 1 */
 } bgu_params;
+
+/* Bytes the fit needs per grid vertex (bounds: see upres__bgu_fit). */
+#define BGU_BYTES_PER_VERTEX 11500
 
 /*
  * The grid: (nx+1) x (ny+1) x (nz+1) vertices over (x, y, luma), each a 3x4
@@ -35,8 +39,10 @@ typedef struct bgu_grid {
  * samples at exactly 0 or 1 count as clipped: left out where the fit goes
  * past the clip. Runs on ctx's pool; the result does not depend on the
  * number of threads. Memory: about 11.5 KB per vertex plus w*h bytes.
- * Returns UPRES_OK, UPRES_ERR_NOMEM, UPRES_ERR_LIMIT (the grid would exceed
- * the memory limit) or UPRES_ERR_CANCELLED, with the detail in ctx.
+ * Returns UPRES_OK, UPRES_ERR_INVALID_ARG, UPRES_ERR_NOMEM, UPRES_ERR_LIMIT
+ * (the grid would exceed the memory limit) or UPRES_ERR_CANCELLED (ctx's
+ * progress callback, called as ("fit", pass, passes) every few iterations,
+ * asked to stop), with the detail in ctx.
  */
 int upres__bgu_fit(upres_ctx *ctx, const float *src, const float *dst, const float *wgt, int w,
                    int h, const bgu_params *p, bgu_grid *out);

@@ -910,6 +910,7 @@ struct upres_sresize {
     size_t scratch_size;
     int threads;
     int next_in, next_out; /* next source row expected, next output row */
+    uint32_t in_h;         /* source rows */
     const uint8_t *batch;  /* the rows being pushed */
     size_t batch_stride;
     int batch_y0;
@@ -992,6 +993,7 @@ int upres__sresize_new(upres_ctx *ctx, const upres_layout *in, uint32_t out_w, u
     J->out_w = (int)out_w;
     J->out_h = (int)out_h;
     S->threads = upres_ctx_threads(ctx);
+    S->in_h = in->height;
     int st = upres_image_new(&J->dst, out_w, out_h, in->channels, in->depth, upres__limits(ctx));
     if (st) goto fail;
     if (out_w == in->width && out_h == in->height) {
@@ -1062,6 +1064,7 @@ int upres__sresize_push(upres_ctx *ctx, upres_sresize *S, const void *rows, size
 {
     job *J = &S->J;
     const size_t row_bytes = (size_t)J->in_w * J->C * upres_depth_bytes(J->src_depth);
+    if ((uint64_t)S->next_in + n > S->in_h) return UPRES_ERR_INVALID_ARG;
     while (n > 0) {
         uint32_t m = n < SR_BATCH ? n : SR_BATCH;
         const uint8_t *b = rows;

@@ -32,9 +32,11 @@ void upres__axis_free(upres_axis *a);
  * to out_w x out_h with `filter` (same passes, weights and roundings). Memory:
  * the result plus a ring of (longest vertical window + 64) intermediate rows
  * of out_w samples. Not thread-safe; the horizontal and vertical passes run
- * on ctx's pool. new returns UPRES_ERR_INVALID_ARG, _NOMEM, _OVERFLOW or
- * _LIMIT; push returns UPRES_ERR_CANCELLED; finish hands over the result
- * (UPRES_ERR_INVALID_ARG before every source row was pushed).
+ * on ctx's pool (without progress reports: the caller reports per push).
+ * new returns UPRES_ERR_INVALID_ARG, _NOMEM, _OVERFLOW or _LIMIT; push
+ * returns UPRES_ERR_INVALID_ARG for rows past the source's height; finish
+ * hands over the result (UPRES_ERR_INVALID_ARG before every source row was
+ * pushed).
  */
 typedef struct upres_sresize upres_sresize;
 int upres__sresize_new(upres_ctx *ctx, const upres_layout *in, uint32_t out_w, uint32_t out_h,
