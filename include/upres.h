@@ -537,8 +537,9 @@ typedef struct upres_delta_upscale {
 /* How merge carries the change back to the original. */
 typedef enum upres_merge_method {
     UPRES_MERGE_AUTO = 0, /* per image: delta, guided or guided + residual,
-                             whichever predicts the processed proxy best from
-                             a fit at half the proxy's resolution */
+                             by how well each predicts the processed proxy
+                             from the pair at half resolution (see
+                             docs/proxy.md); delta when alpha changes */
     UPRES_MERGE_DELTA,    /* add the upscaled delta (imgproxyproc's merge) */
     UPRES_MERGE_GUIDED    /* bilateral grid of affine colour transforms */
 } upres_merge_method;
@@ -606,7 +607,8 @@ upres_merge_desc upres_merge_desc_defaults(void);
  * original gets the trilinear blend of the transforms at its position and
  * luma, applied to its colour, plus with `residual` the upscaled part of the
  * processed proxy the grid missed. Alpha passes through untouched (alpha
- * changes in the delta are ignored); colour channels as for DELTA. Rounded
+ * changes in the delta are ignored; AUTO takes DELTA for them); channels as
+ * for DELTA (alpha opaque when only the delta has it). Rounded
  * once, clamped as DELTA. A delta of no change returns the original within
  * +-1 level. The result does not depend on the number of threads. Memory:
  * DELTA's plus a few proxy-sized float planes and, during the fit, about
