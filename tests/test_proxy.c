@@ -697,6 +697,21 @@ TEST(proxy_guided_does_not_depend_on_threads)
     upres_ctx_free(c3);
 }
 
+/* Saves orig as PNG at path, plans a 40x40 proxy, makes it, and a graded
+ * copy of it as the processed proxy. */
+static int graded_pair(upres_ctx *ctx, const upres_image *orig, const char *path,
+                       upres_proxy_geometry *g, upres_image **proxy, upres_image **proc)
+{
+    upres_encode_desc ed = upres_encode_desc_defaults();
+    ed.format = UPRES_FORMAT_PNG;
+    int st = upres_save(ctx, orig, path, &ed);
+    if (!st) st = upres_proxy_plan(orig->width, orig->height, px(40), px(40), g);
+    if (!st) st = upres_proxy_make(ctx, orig, g, UPRES_FILTER_LANCZOS3, UPRES_U8, proxy);
+    if (!st) st = upres_image_clone(*proxy, proc);
+    if (!st) grade(*proc);
+    return st;
+}
+
 TEST(proxy_guided_rejects_bad_parameters_and_reports)
 {
     upres_ctx *ctx = tu_ctx_1thread();
@@ -704,14 +719,8 @@ TEST(proxy_guided_rejects_bad_parameters_and_reports)
                 *delta = NULL;
     CHECK(ctx && orig);
     const char *opath = test_tmp("gorig.png"), *mpath = test_tmp("gmerged.png");
-    upres_encode_desc ed = upres_encode_desc_defaults();
-    ed.format = UPRES_FORMAT_PNG;
-    CHECK_OK(upres_save(ctx, orig, opath, &ed));
     upres_proxy_geometry g;
-    CHECK_OK(upres_proxy_plan(120, 90, px(40), px(40), &g));
-    CHECK_OK(upres_proxy_make(ctx, orig, &g, UPRES_FILTER_LANCZOS3, UPRES_U8, &proxy));
-    CHECK_OK(upres_image_clone(proxy, &proc));
-    grade(proc);
+    CHECK_OK(graded_pair(ctx, orig, opath, &g, &proxy, &proc));
     CHECK_OK(upres_proxy_delta(ctx, proxy, proc, 8, &delta, NULL));
     upres_merge_report rep;
     upres_merge_desc md = upres_merge_desc_defaults();
@@ -769,14 +778,8 @@ TEST(proxy_auto_keeps_alpha_edits)
     CHECK(ctx && orig);
     for (uint32_t y = 0; y < 120; y++)
         for (uint32_t x = 0; x < 160; x++) ((uint8_t *)upres_image_row(orig, y))[x * 4 + 3] = 255;
-    upres_encode_desc ed = upres_encode_desc_defaults();
-    ed.format = UPRES_FORMAT_PNG;
-    CHECK_OK(upres_save(ctx, orig, test_tmp("a.png"), &ed));
     upres_proxy_geometry g;
-    CHECK_OK(upres_proxy_plan(160, 120, px(40), px(40), &g));
-    CHECK_OK(upres_proxy_make(ctx, orig, &g, UPRES_FILTER_LANCZOS3, UPRES_U8, &proxy));
-    CHECK_OK(upres_image_clone(proxy, &proc));
-    grade(proc);
+    CHECK_OK(graded_pair(ctx, orig, test_tmp("a.png"), &g, &proxy, &proc));
     for (uint32_t y = 0; y < 40; y++)
         for (uint32_t x = 0; x < 20; x++) ((uint8_t *)upres_image_row(proc, y))[x * 4 + 3] = 0;
     CHECK_OK(upres_proxy_delta(ctx, proxy, proc, 16, &delta, NULL));
