@@ -927,8 +927,8 @@ int cli_merge_main(cli_global *g, int argc, char **argv)
                 rc = cli_usage_error(a.cmd, "bad --grid-cell '%s' (proxy pixels per cell, "
                                             "e.g. 16)", cli_clean(v, buf, sizeof buf));
         } else if (r == CLI_NOMATCH && (r = cli_match(&a, "grid-bins", 0, &v)) == CLI_MATCH) {
-            double b;
-            if (!cli_parse_factor(v, &b) || b != floor(b) || b < 1 || b > 64)
+            long b;
+            if (!cli_parse_long(v, 1, 64, &b))
                 rc = cli_usage_error(a.cmd, "bad --grid-bins '%s' (luma cells, 1-64, e.g. 8)",
                                      cli_clean(v, buf, sizeof buf));
             else

@@ -66,14 +66,20 @@ static int crop_image(upres_ctx *ctx, const upres_image *src, const upres_proxy_
     return UPRES_OK;
 }
 
+/* The delta encoding (see upres_proxy_delta): change = (sample - *offset) *
+ * *unit in [0,1] units; f32 (a guided residual) holds the change itself. */
+static void delta_coding(upres_depth d, float *offset, float *unit)
+{
+    *offset = d == UPRES_F32 ? 0.0f : d == UPRES_U16 ? 32768.0f : 127.0f;
+    *unit = d == UPRES_F32 ? 1.0f : d == UPRES_U16 ? 1.0f / 32640.0f : 1.0f / 255.0f;
+}
+
 static int dsrc_init(upres_ctx *ctx, dsrc *s, const upres_image *delta,
                      const upres_delta_upscale *up, const upres_proxy_geometry *g,
                      const char *temp_dir, const char *label)
 {
     memset(s, 0, sizeof *s);
-    const int is16 = delta->depth == UPRES_U16, isf = delta->depth == UPRES_F32;
-    s->offset = isf ? 0.0f : is16 ? 32768.0f : 127.0f;
-    s->unit = isf ? 1.0f : is16 ? 1.0f / 32640.0f : 1.0f / 255.0f;
+    delta_coding(delta->depth, &s->offset, &s->unit);
     s->img = delta;
     s->x0 = g->content_x;
     s->y0 = g->content_y;
@@ -414,13 +420,12 @@ done:
     return st;
 }
 
+/* Sample i of an image row in [0,1] units (f32 as stored). */
 static inline float sample01(const upres_image *img, const void *row, size_t i)
 {
-    switch (img->depth) {
-    case UPRES_U8: return ((const uint8_t *)row)[i] * (1.0f / 255.0f);
-    case UPRES_U16: return ((const uint16_t *)row)[i] * (1.0f / 65535.0f);
-    default: return ((const float *)row)[i];
-    }
+    const float v = in_sample(img->depth, row, i);
+    return img->depth == UPRES_U8 ? v * (1.0f / 255.0f)
+           : img->depth == UPRES_U16 ? v * (1.0f / 65535.0f) : v;
 }
 
 /* Builds P, Q and the weights from the proxy's content and the deltas. The
@@ -474,7 +479,8 @@ static int make_pair(upres_ctx *ctx, const upres_image *content, const upres_ima
     for (int k = 0; k < nd; k++) {
         const upres_image *D = d[k];
         const int is16 = D->depth == UPRES_U16;
-        const float off = is16 ? 32768.0f : 127.0f, unit = is16 ? 1.0f / 32640.0f : 1.0f / 255.0f;
+        float off, unit;
+        delta_coding(D->depth, &off, &unit);
         const uint32_t DC = D->channels;
         const int dcol = DC >= 3 ? 3 : 1;
         for (int y = 0; y < h; y++) {
@@ -502,14 +508,15 @@ static int make_pair(upres_ctx *ctx, const upres_image *content, const upres_ima
     return UPRES_OK;
 }
 
-/* Wraps planes of w x h x 3 floats as an image (a copy). */
-static int planes_image(upres_ctx *ctx, const float *v, int w, int h, upres_image **out)
+/* Wraps planes of w x h x ch floats as an image (a copy). */
+static int planes_image(upres_ctx *ctx, const float *v, int w, int h, int ch, upres_image **out)
 {
-    int st = upres_image_new(out, (uint32_t)w, (uint32_t)h, 3, UPRES_F32, upres__limits(ctx));
+    int st = upres_image_new(out, (uint32_t)w, (uint32_t)h, (uint32_t)ch, UPRES_F32,
+                             upres__limits(ctx));
     if (st) return upres__fail(ctx, st, "guided merge: out of memory");
     for (int y = 0; y < h; y++)
-        memcpy(upres_image_row(*out, (uint32_t)y), v + (size_t)y * w * 3,
-               (size_t)w * 3 * sizeof(float));
+        memcpy(upres_image_row(*out, (uint32_t)y), v + (size_t)y * w * ch,
+               (size_t)w * ch * sizeof(float));
     return UPRES_OK;
 }
 
@@ -532,13 +539,13 @@ static int slice_planes(upres_ctx *ctx, const bgu_grid *g, const float *src, flo
     return UPRES_OK;
 }
 
-/* Resizes w x h x 3 planes to ow x oh (float path of upres_resize). */
-static int resize_planes(upres_ctx *ctx, const float *v, int w, int h, int ow, int oh,
+/* Resizes w x h x ch planes to ow x oh (float path of upres_resize). */
+static int resize_planes(upres_ctx *ctx, const float *v, int w, int h, int ch, int ow, int oh,
                          upres_filter f, float **out)
 {
     *out = NULL;
     upres_image *a = NULL, *b = NULL;
-    int st = planes_image(ctx, v, w, h, &a);
+    int st = planes_image(ctx, v, w, h, ch, &a);
     if (st) return st;
     upres_resize_desc rd = upres_resize_desc_defaults();
     rd.width = (uint32_t)ow;
@@ -547,14 +554,14 @@ static int resize_planes(upres_ctx *ctx, const float *v, int w, int h, int ow, i
     st = upres_resize(ctx, a, &rd, &b);
     upres_image_free(a);
     if (st) return st;
-    float *o = malloc((size_t)ow * oh * 3 * sizeof(float));
+    float *o = malloc((size_t)ow * oh * ch * sizeof(float));
     if (!o) {
         upres_image_free(b);
         return upres__fail(ctx, UPRES_ERR_NOMEM, "guided merge: out of memory");
     }
     for (int y = 0; y < oh; y++)
-        memcpy(o + (size_t)y * ow * 3, upres_image_row(b, (uint32_t)y),
-               (size_t)ow * 3 * sizeof(float));
+        memcpy(o + (size_t)y * ow * ch, upres_image_row(b, (uint32_t)y),
+               (size_t)ow * ch * sizeof(float));
     upres_image_free(b);
     *out = o;
     return UPRES_OK;
@@ -598,29 +605,14 @@ static int auto_choose(upres_ctx *ctx, const proxy_pair *pp, const bgu_params *b
     bgu_grid g2;
     memset(&g2, 0, sizeof g2);
     double mse[3];
-    int st = resize_planes(ctx, pp->P, w, h, w2, h2, UPRES_FILTER_LANCZOS3, &P2);
-    if (!st) st = resize_planes(ctx, pp->Q, w, h, w2, h2, UPRES_FILTER_LANCZOS3, &Q2);
+    int st = resize_planes(ctx, pp->P, w, h, 3, w2, h2, UPRES_FILTER_LANCZOS3, &P2);
+    if (!st) st = resize_planes(ctx, pp->Q, w, h, 3, w2, h2, UPRES_FILTER_LANCZOS3, &Q2);
+    /* The weights (alpha) are reduced the same way, as a gray plane. */
+    if (!st && pp->wgt)
+        st = resize_planes(ctx, pp->wgt, w, h, 1, w2, h2, UPRES_FILTER_LANCZOS3, &W2);
     if (st) goto done;
-    if (pp->wgt) {
-        /* Alpha as a gray plane replicated, reduced the same way. */
-        float *a3 = malloc(n * 3 * sizeof(float)), *r3 = NULL;
-        if (!a3) {
-            st = upres__fail(ctx, UPRES_ERR_NOMEM, "guided merge: out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < n; i++) a3[i * 3] = a3[i * 3 + 1] = a3[i * 3 + 2] = pp->wgt[i];
-        st = resize_planes(ctx, a3, w, h, w2, h2, UPRES_FILTER_LANCZOS3, &r3);
-        free(a3);
-        if (st) goto done;
-        W2 = malloc(n2 * sizeof(float));
-        if (W2)
-            for (size_t i = 0; i < n2; i++) W2[i] = clamp01(r3[i * 3]);
-        free(r3);
-        if (!W2) {
-            st = upres__fail(ctx, UPRES_ERR_NOMEM, "guided merge: out of memory");
-            goto done;
-        }
-    }
+    if (W2)
+        for (size_t i = 0; i < n2; i++) W2[i] = clamp01(W2[i]);
     /* The same cells over the picture as the real fit. */
     bgu_params b2 = *bp;
     b2.nx = bp->nx > 0 ? bp->nx : (int)lround(w / bp->cell);
@@ -637,7 +629,7 @@ static int auto_choose(upres_ctx *ctx, const proxy_pair *pp, const bgu_params *b
     }
     /* delta */
     for (size_t i = 0; i < n2 * 3; i++) G2[i] = Q2[i] - P2[i];
-    st = resize_planes(ctx, G2, w2, h2, w, h, f, &up);
+    st = resize_planes(ctx, G2, w2, h2, 3, w, h, f, &up);
     if (st) goto done;
     for (size_t i = 0; i < n * 3; i++) pred[i] = clamp01(pp->P[i] + up[i]);
     mse[0] = planes_mse(pred, pp->Q, pp->wgt, n);
@@ -657,7 +649,7 @@ static int auto_choose(upres_ctx *ctx, const proxy_pair *pp, const bgu_params *b
     st = slice_planes(ctx, &g2, P2, G2, w2, h2);
     if (!st) {
         for (size_t i = 0; i < n2 * 3; i++) G2[i] = Q2[i] - clamp01(G2[i]);
-        st = resize_planes(ctx, G2, w2, h2, w, h, f, &up);
+        st = resize_planes(ctx, G2, w2, h2, 3, w, h, f, &up);
     }
     if (!st) {
         for (size_t i = 0; i < n * 3; i++) clip[i] = clamp01(clamp01(pred[i]) + up[i]);
@@ -753,7 +745,7 @@ static int guided_prepare(upres_ctx *ctx, const upres_merge_desc *desc,
         if (!st) {
             for (size_t i = 0; i < (size_t)pp.w * pp.h * 3; i++)
                 R[i] = pp.Q[i] - (clamp ? clamp01(R[i]) : R[i]);
-            st = planes_image(ctx, R, pp.w, pp.h, &gs->residual);
+            st = planes_image(ctx, R, pp.w, pp.h, 3, &gs->residual);
         }
         free(R);
         if (st) goto done;
